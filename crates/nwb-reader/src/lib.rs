@@ -1,0 +1,1 @@
+//! nwb-reader (under construction).

@@ -1,0 +1,1 @@
+//! pennsieve-client (under construction).

@@ -1,0 +1,1 @@
+//! ts-chunk-format (under construction).
