@@ -3,7 +3,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod demo;
+mod docker;
 mod fixtures;
+mod util;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project automation for nwb2pennsieve")]
@@ -14,12 +18,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Write the NWB fixture files (small ones into testdata/, big ones under target/).
+    /// Write the NWB fixture files (small ones into testdata/).
     Fixtures(fixtures::FixturesArgs),
+    /// End-to-end throughput and peak memory on three generated inputs, against a floor.
+    Bench(bench::BenchArgs),
+    /// Convert the bundled sample (testdata/sample.nwb) and show what was written.
+    Demo,
+    /// Build the container image from docker/Dockerfile (needs a Docker engine).
+    Docker {
+        #[arg(long, default_value = "ts-processor:dev")]
+        tag: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Fixtures(args) => fixtures::run(&args),
+        Task::Bench(args) => bench::run_bench(&args),
+        Task::Demo => demo::run_demo(),
+        Task::Docker { tag } => docker::run_docker(&tag),
     }
 }

@@ -1,0 +1,473 @@
+//! The conversion: NWB series in, chunk and metadata files out (spec "Per series" to "Files").
+//!
+//! One thread makes every HDF5 call (the library is serialised anyway) and reads blocks of samples
+//! across all channels; a worker thread takes each block and, with rayon, scales, encodes, gzips and
+//! writes every channel's part of it in parallel. The bounded channel between them lets the next
+//! block's read overlap the current block's writes while keeping at most three blocks in memory.
+//! A block may span chunk boundaries and a chunk may span blocks: each channel streams into its
+//! current chunk file, so results do not depend on the block size or the thread count.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use nwb_reader::{DiscoverOptions, NwbFile, RawBlock, Scaling, SeriesInfo, TimeBase};
+use rayon::prelude::*;
+use tracing::{info, warn};
+use ts_chunk_format::{ChannelMetadata, ChunkFile, ChunkName, ChunkWriter};
+
+use crate::config::chunk_samples;
+use crate::files::{ExistingOutput, prepare_output_dir, remove_output_files};
+use crate::progress::Progress;
+
+/// What a conversion is asked to do.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// Uncompressed MiB per chunk file (`CHUNK_SIZE_MB`).
+    pub chunk_size_mb: f64,
+    /// gzip level 0..=9 (0: stored blocks, as the original).
+    pub compression_level: u32,
+    /// Only series with these names or paths; empty means all.
+    pub series: Vec<String>,
+    /// Also convert series under /processing and inside LFP/FilteredEphys containers.
+    pub include_processing: bool,
+    /// Raw bytes to read from HDF5 per block (all channels together).
+    pub block_bytes: usize,
+    /// What to do with files of an earlier run in the output directory.
+    pub existing_output: ExistingOutput,
+    /// Worker threads for scaling/encoding/writing; `None` uses one per core.
+    pub threads: Option<usize>,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size_mb: 1.0,
+            compression_level: 0,
+            series: Vec::new(),
+            include_processing: false,
+            block_bytes: 8 << 20,
+            existing_output: ExistingOutput::Refuse,
+            threads: None,
+        }
+    }
+}
+
+/// Totals for the final summary line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvertSummary {
+    pub series: usize,
+    pub channels: usize,
+    pub chunks: u64,
+    pub bytes_written: u64,
+    pub raw_bytes_read: u64,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for ConvertSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |b: u64| b as f64 / 1_048_576.0;
+        write!(
+            f,
+            "converted {} series, {} channels into {} chunk files ({:.1} MiB written) \
+             from {:.1} MiB of samples in {:.2} s ({:.1} MB/s)",
+            self.series,
+            self.channels,
+            self.chunks,
+            mb(self.bytes_written),
+            mb(self.raw_bytes_read),
+            self.seconds,
+            self.raw_bytes_read as f64 / 1e6 / self.seconds.max(1e-9)
+        )
+    }
+}
+
+/// Converts every selected series of `input` into `out_dir`. On failure every file this run wrote
+/// is removed again, so a failed run leaves nothing that looks like a complete conversion.
+pub fn convert(
+    input: &Path,
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    progress: &Progress,
+) -> Result<ConvertSummary> {
+    let started = Instant::now();
+    let chunk_len = chunk_samples(opts.chunk_size_mb);
+    if chunk_len == 0 {
+        bail!(
+            "chunk size {} MiB is smaller than one sample",
+            opts.chunk_size_mb
+        );
+    }
+    let file = NwbFile::open(input)?;
+    let series = select_series(&file, opts)?;
+
+    let removed = prepare_output_dir(out_dir, opts.existing_output)?;
+    if removed > 0 {
+        warn!(removed, dir = %out_dir.display(), "removed files of an earlier conversion");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.unwrap_or(0))
+        .thread_name(|i| format!("ts-writer-{i}"))
+        .build()
+        .context("cannot start the worker threads")?;
+
+    progress.set_total(series.iter().map(raw_bytes).sum());
+    let mut summary = ConvertSummary::default();
+    let mut first_channel = 0u32;
+    for info in &series {
+        let result = convert_series(
+            &file,
+            info,
+            first_channel,
+            chunk_len,
+            opts,
+            out_dir,
+            &pool,
+            progress,
+        );
+        match result {
+            Ok(stats) => {
+                summary.series += 1;
+                summary.channels += info.num_channels;
+                summary.chunks += stats.chunks;
+                summary.bytes_written += stats.bytes_written;
+                summary.raw_bytes_read += raw_bytes(info);
+            }
+            Err(err) => {
+                if let Err(cleanup) = remove_output_files(out_dir) {
+                    warn!("could not clean up after the failure: {cleanup:#}");
+                }
+                // Reader errors already name the file and object; others (writing) need both.
+                if err.downcast_ref::<nwb_reader::Error>().is_some() {
+                    return Err(err);
+                }
+                return Err(err.context(format!("{}: converting {}", input.display(), info.path)));
+            }
+        }
+        first_channel += u32::try_from(info.num_channels).context("too many channels")?;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The series to convert, in the spec's order, after the `--series` filter.
+fn select_series(file: &NwbFile, opts: &ConvertOptions) -> Result<Vec<SeriesInfo>> {
+    let discovery = file.discover(&DiscoverOptions {
+        include_processing: opts.include_processing,
+    })?;
+    for skipped in &discovery.skipped {
+        info!(
+            series = %skipped.path,
+            neurodata_type = %skipped.neurodata_type,
+            "skipped: {}", skipped.reason
+        );
+    }
+    if discovery.series.is_empty() {
+        let found: Vec<String> = discovery
+            .typed_objects
+            .iter()
+            .map(|(path, ty)| format!("{path} ({ty})"))
+            .collect();
+        bail!(
+            "{}: no ElectricalSeries to convert{}; the file contains: {}",
+            file.path().display(),
+            if opts.include_processing {
+                ""
+            } else {
+                " in /acquisition (try --include-processing)"
+            },
+            if found.is_empty() {
+                "no typed objects".to_owned()
+            } else {
+                found.join(", ")
+            }
+        );
+    }
+    if opts.series.is_empty() {
+        return Ok(discovery.series);
+    }
+    for wanted in &opts.series {
+        if !discovery
+            .series
+            .iter()
+            .any(|s| s.name == *wanted || s.path == *wanted)
+        {
+            let names: Vec<&str> = discovery.series.iter().map(|s| s.path.as_str()).collect();
+            bail!(
+                "{}: no series named {wanted:?}; the file has: {}",
+                file.path().display(),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(discovery
+        .series
+        .into_iter()
+        .filter(|s| opts.series.iter().any(|w| s.name == *w || s.path == *w))
+        .collect())
+}
+
+/// Bytes of raw sample data in a series (for progress and throughput).
+pub fn raw_bytes(info: &SeriesInfo) -> u64 {
+    info.num_samples * info.num_channels as u64 * info.dtype.size() as u64
+}
+
+/// The sampling rate written to the metadata (spec "Time base").
+pub fn series_rate(time: &TimeBase) -> f64 {
+    match time {
+        TimeBase::Rate { rate, .. } => *rate,
+        TimeBase::Timestamps { rate, .. } => *rate,
+    }
+}
+
+/// Microseconds for a file name or metadata field: truncation toward zero of `t * 1e6`.
+pub fn micros(t: f64) -> i64 {
+    (t * 1e6).trunc() as i64
+}
+
+/// One chunk of a series: the same sample range and times for every channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedChunk {
+    pub range: Range<u64>,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// Cuts each segment into chunks of `chunk_len` samples, the last one shorter (spec "Chunks").
+pub fn plan_chunks(
+    segments: &[Range<u64>],
+    chunk_len: u64,
+    mut time_at: impl FnMut(u64) -> Result<f64>,
+) -> Result<Vec<PlannedChunk>> {
+    let mut plan = Vec::new();
+    for segment in segments {
+        let mut a = segment.start;
+        while a < segment.end {
+            let b = (a + chunk_len).min(segment.end);
+            plan.push(PlannedChunk {
+                range: a..b,
+                start_us: micros(time_at(a)?),
+                end_us: micros(time_at(b - 1)?),
+            });
+            a = b;
+        }
+    }
+    Ok(plan)
+}
+
+struct SeriesStats {
+    chunks: u64,
+    bytes_written: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_series(
+    file: &NwbFile,
+    info: &SeriesInfo,
+    first_channel: u32,
+    chunk_len: u64,
+    opts: &ConvertOptions,
+    out_dir: &Path,
+    pool: &rayon::ThreadPool,
+    progress: &Progress,
+) -> Result<SeriesStats> {
+    let reader = file.open_series(info)?;
+    let n = info.num_samples;
+    let segments = reader.segments()?;
+    let plan = plan_chunks(&segments, chunk_len, |i| Ok(reader.time_at(i)?))?;
+    let start_us = micros(reader.time_at(0)?);
+    let end_us = micros(reader.time_at(n - 1)?);
+    let rate = series_rate(&info.time);
+    info!(
+        series = %info.path,
+        channels = info.num_channels,
+        samples = n,
+        segments = segments.len(),
+        chunks_per_channel = plan.len(),
+        rate,
+        "converting"
+    );
+
+    let mut sinks: Vec<ChannelSink> = (0..info.num_channels)
+        .map(|column| {
+            ChannelSink::new(
+                first_channel + column as u32,
+                column,
+                opts.compression_level,
+            )
+        })
+        .collect();
+    let block_len = reader.preferred_block_len(opts.block_bytes).max(1);
+    let sample_bytes = info.num_channels as u64 * info.dtype.size() as u64;
+
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, RawBlock)>(1);
+        let plan = &plan;
+        let scaling = &info.scaling;
+        let sinks = &mut sinks;
+        let worker = scope.spawn(move || -> Result<()> {
+            for (block_start, block) in rx {
+                pool.install(|| {
+                    sinks.par_iter_mut().try_for_each(|sink| {
+                        sink.consume(&block, block_start, plan, scaling, out_dir)
+                    })
+                })?;
+                progress.advance(block.len() as u64 * sample_bytes);
+            }
+            Ok(())
+        });
+        let mut read_error = None;
+        let mut pos = 0;
+        while pos < n {
+            let end = (pos + block_len).min(n);
+            match reader.read_raw(pos..end) {
+                Ok(block) => {
+                    if tx.send((pos, block)).is_err() {
+                        break; // the worker stopped on an error; it reports it below
+                    }
+                }
+                Err(err) => {
+                    read_error = Some(err);
+                    break;
+                }
+            }
+            pos = end;
+        }
+        drop(tx);
+        match worker.join() {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        match read_error {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    })?;
+
+    let mut stats = SeriesStats {
+        chunks: 0,
+        bytes_written: 0,
+    };
+    for (sink, channel) in sinks.iter().zip(&info.channels) {
+        if sink.next_chunk != plan.len() {
+            bail!(
+                "channel {} ended after {} of {} chunks",
+                sink.index,
+                sink.next_chunk,
+                plan.len()
+            );
+        }
+        let metadata = ChannelMetadata::continuous(
+            channel.name.clone(),
+            channel.group.clone(),
+            start_us,
+            end_us,
+            rate,
+        );
+        metadata.write_atomic(out_dir, sink.index)?;
+        stats.chunks += sink.chunks_written;
+        stats.bytes_written += sink.bytes_written;
+    }
+    Ok(stats)
+}
+
+/// One output channel: where its samples go and how far it got.
+struct ChannelSink {
+    index: u32,
+    column: usize,
+    writer: ChunkWriter,
+    current: Option<ChunkFile>,
+    next_chunk: usize,
+    scaled: Vec<f64>,
+    chunks_written: u64,
+    bytes_written: u64,
+}
+
+impl ChannelSink {
+    fn new(index: u32, column: usize, compression_level: u32) -> Self {
+        Self {
+            index,
+            column,
+            writer: ChunkWriter::new(compression_level),
+            current: None,
+            next_chunk: 0,
+            scaled: Vec::new(),
+            chunks_written: 0,
+            bytes_written: 0,
+        }
+    }
+
+    /// Scales this channel's column of `block` (which starts at sample `block_start`) and appends
+    /// it to the chunk files it belongs to, finishing each chunk file at its last sample.
+    fn consume(
+        &mut self,
+        block: &RawBlock,
+        block_start: u64,
+        plan: &[PlannedChunk],
+        scaling: &Scaling,
+        dir: &Path,
+    ) -> Result<()> {
+        block.scale_channel_into(self.column, scaling, &mut self.scaled);
+        let mut offset = 0usize;
+        while offset < self.scaled.len() {
+            let pos = block_start + offset as u64;
+            let chunk = plan
+                .get(self.next_chunk)
+                .context("more samples than the chunk plan covers")?;
+            let file = match &mut self.current {
+                Some(file) => file,
+                None => {
+                    let name = ChunkName::local(self.index, chunk.start_us, chunk.end_us);
+                    self.current.insert(self.writer.begin(dir, &name)?)
+                }
+            };
+            let take = (self.scaled.len() - offset).min((chunk.range.end - pos) as usize);
+            file.append(&self.scaled[offset..offset + take])?;
+            offset += take;
+            if pos + take as u64 == chunk.range.end {
+                if let Some(file) = self.current.take() {
+                    let path: PathBuf = file.finish()?;
+                    self.bytes_written += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                }
+                self.chunks_written += 1;
+                self.next_chunk += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_truncates_toward_zero() {
+        assert_eq!(micros(1.000_000_9), 1_000_000);
+        assert_eq!(micros(-1.000_000_9), -1_000_000);
+        assert_eq!(micros(1_700_000_000.5), 1_700_000_000_500_000);
+    }
+
+    #[test]
+    fn chunks_cut_each_segment_and_name_the_last_sample() {
+        // 10 samples at 1 Hz from t=100 s, a gap after sample 6.
+        let times = [
+            100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0, 200.0, 201.0, 202.0,
+        ];
+        let plan = plan_chunks(&[0..7, 7..10], 3, |i| Ok(times[i as usize])).unwrap();
+        let got: Vec<_> = plan
+            .iter()
+            .map(|c| (c.range.clone(), c.start_us, c.end_us))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0..3, 100_000_000, 102_000_000),
+                (3..6, 103_000_000, 105_000_000),
+                (6..7, 106_000_000, 106_000_000),
+                (7..10, 200_000_000, 202_000_000),
+            ]
+        );
+    }
+}
