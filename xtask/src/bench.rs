@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Scale every input down by this factor (1 = the sizes: 1 GiB, 1 GiB, 512 MiB).
     #[arg(long, default_value_t = 1)]
     shrink: u64,
+    /// Runs per input; the table keeps the fastest (and the highest peak RSS).
+    #[arg(long, default_value_t = 3)]
+    repeat: u32,
     /// Do not run the Python baseline even if pynwb is available.
     #[arg(long)]
     no_python: bool,
@@ -73,21 +76,40 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         let out = target_dir()
             .join("xtask")
             .join(format!("bench-out-{}", input.key));
-        let _ = fs::remove_dir_all(&out);
-        let ours = measure(
-            Command::new(&bin)
-                .arg("convert")
-                .arg(&input.path)
-                .arg("--output")
-                .arg(&out)
-                .env("RUST_LOG", "warn"),
-        )?;
-        let (files, out_bytes) = dir_size(&out)?;
-        let _ = fs::remove_dir_all(&out);
-
-        let read_floor = floor_read(&input.path)?;
-        let write_floor = floor_write(&out, files, out_bytes)?;
-        let _ = fs::remove_dir_all(&out);
+        // Writing GiBs into the page cache of a shared machine is noisy: alternate our run and
+        // the floor `repeat` times and keep the best of each.
+        let mut best: Option<(Measured, u64, Duration, Duration)> = None;
+        for _ in 0..args.repeat.max(1) {
+            let _ = fs::remove_dir_all(&out);
+            let ours = measure(
+                Command::new(&bin)
+                    .arg("convert")
+                    .arg(&input.path)
+                    .arg("--output")
+                    .arg(&out)
+                    .env("RUST_LOG", "warn"),
+            )?;
+            let (files, out_bytes) = dir_size(&out)?;
+            let _ = fs::remove_dir_all(&out);
+            let read_floor = floor_read(&input.path)?;
+            let write_floor = floor_write(&out, files, out_bytes)?;
+            let _ = fs::remove_dir_all(&out);
+            best = Some(match best {
+                None => (ours, out_bytes, read_floor, write_floor),
+                Some((b, bytes, r, w)) => (
+                    Measured {
+                        wall: b.wall.min(ours.wall),
+                        peak_rss_kib: b.peak_rss_kib.max(ours.peak_rss_kib),
+                    },
+                    bytes,
+                    r.min(read_floor),
+                    w.min(write_floor),
+                ),
+            });
+        }
+        let Some((ours, out_bytes, read_floor, write_floor)) = best else {
+            continue;
+        };
         let floor = read_floor + write_floor;
 
         let py = match (&python, input.key) {

@@ -8,7 +8,8 @@
 //! current chunk file, so results do not depend on the block size or the thread count.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -290,27 +291,34 @@ fn convert_series(
     );
 
     let mut sinks: Vec<ChannelSink> = (0..info.num_channels)
-        .map(|column| {
-            ChannelSink::new(
-                first_channel + column as u32,
-                column,
-                opts.compression_level,
-            )
-        })
+        .map(|column| ChannelSink::new(first_channel + column as u32, column))
         .collect();
-    let block_len = reader.preferred_block_len(opts.block_bytes).max(1);
     let sample_bytes = info.num_channels as u64 * info.dtype.size() as u64;
+    let blocks = plan_blocks(
+        &plan,
+        n,
+        sample_bytes,
+        opts.block_bytes as u64,
+        reader.preferred_block_len(opts.block_bytes),
+    );
+    // One scratch space per worker thread (not per channel): memory stays flat with channels.
+    let workspaces: Vec<Mutex<Workspace>> = (0..pool.current_num_threads())
+        .map(|_| Mutex::new(Workspace::new(opts.compression_level)))
+        .collect();
 
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded::<(u64, RawBlock)>(1);
         let plan = &plan;
         let scaling = &info.scaling;
         let sinks = &mut sinks;
+        let workspaces = &workspaces;
         let worker = scope.spawn(move || -> Result<()> {
             for (block_start, block) in rx {
                 pool.install(|| {
                     sinks.par_iter_mut().try_for_each(|sink| {
-                        sink.consume(&block, block_start, plan, scaling, out_dir)
+                        let slot = rayon::current_thread_index().unwrap_or(0) % workspaces.len();
+                        let mut ws = workspaces[slot].lock().unwrap_or_else(|p| p.into_inner());
+                        sink.consume(&block, block_start, plan, scaling, out_dir, &mut ws)
                     })
                 })?;
                 progress.advance(block.len() as u64 * sample_bytes);
@@ -318,10 +326,9 @@ fn convert_series(
             Ok(())
         });
         let mut read_error = None;
-        let mut pos = 0;
-        while pos < n {
-            let end = (pos + block_len).min(n);
-            match reader.read_raw(pos..end) {
+        for range in blocks {
+            let pos = range.start;
+            match reader.read_raw(range) {
                 Ok(block) => {
                     if tx.send((pos, block)).is_err() {
                         break; // the worker stopped on an error; it reports it below
@@ -332,7 +339,6 @@ fn convert_series(
                     break;
                 }
             }
-            pos = end;
         }
         drop(tx);
         match worker.join() {
@@ -372,34 +378,78 @@ fn convert_series(
     Ok(stats)
 }
 
+/// The blocks to read: whole chunks when a chunk of every channel fits the memory budget (each
+/// chunk file is then written in one go), else `fallback_len` samples at a time (chunk files are
+/// streamed across blocks).
+pub fn plan_blocks(
+    plan: &[PlannedChunk],
+    num_samples: u64,
+    sample_bytes: u64,
+    block_bytes: u64,
+    fallback_len: u64,
+) -> Vec<Range<u64>> {
+    let budget = block_bytes.saturating_mul(4);
+    let widest = plan
+        .iter()
+        .map(|c| c.range.end - c.range.start)
+        .max()
+        .unwrap_or(0);
+    if widest > 0 && widest * sample_bytes <= budget {
+        let per_block = (budget / (widest * sample_bytes)).max(1) as usize;
+        return plan
+            .chunks(per_block)
+            .map(|group| group[0].range.start..group[group.len() - 1].range.end)
+            .collect();
+    }
+    let step = fallback_len.max(1);
+    (0..num_samples.div_ceil(step))
+        .map(|i| i * step..((i + 1) * step).min(num_samples))
+        .collect()
+}
+
+/// A worker thread's reusable buffers.
+struct Workspace {
+    writer: ChunkWriter,
+    scaled: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(compression_level: u32) -> Self {
+        Self {
+            writer: ChunkWriter::new(compression_level),
+            scaled: Vec::new(),
+        }
+    }
+}
+
+/// Rows scaled at a time when a chunk file is streamed.
+const STREAM_PIECE: usize = 8192;
+
 /// One output channel: where its samples go and how far it got.
 struct ChannelSink {
     index: u32,
     column: usize,
-    writer: ChunkWriter,
     current: Option<ChunkFile>,
     next_chunk: usize,
-    scaled: Vec<f64>,
     chunks_written: u64,
     bytes_written: u64,
 }
 
 impl ChannelSink {
-    fn new(index: u32, column: usize, compression_level: u32) -> Self {
+    fn new(index: u32, column: usize) -> Self {
         Self {
             index,
             column,
-            writer: ChunkWriter::new(compression_level),
             current: None,
             next_chunk: 0,
-            scaled: Vec::new(),
             chunks_written: 0,
             bytes_written: 0,
         }
     }
 
-    /// Scales this channel's column of `block` (which starts at sample `block_start`) and appends
-    /// it to the chunk files it belongs to, finishing each chunk file at its last sample.
+    /// Scales this channel's column of `block` (which starts at sample `block_start`) and writes
+    /// it to the chunk files it belongs to: a chunk wholly inside the block in one go, others
+    /// streamed piece by piece and finished at their last sample.
     fn consume(
         &mut self,
         block: &RawBlock,
@@ -407,32 +457,44 @@ impl ChannelSink {
         plan: &[PlannedChunk],
         scaling: &Scaling,
         dir: &Path,
+        ws: &mut Workspace,
     ) -> Result<()> {
-        block.scale_channel_into(self.column, scaling, &mut self.scaled);
-        let mut offset = 0usize;
-        while offset < self.scaled.len() {
-            let pos = block_start + offset as u64;
+        let block_end = block_start + block.len() as u64;
+        let mut pos = block_start;
+        while pos < block_end {
             let chunk = plan
                 .get(self.next_chunk)
                 .context("more samples than the chunk plan covers")?;
-            let file = match &mut self.current {
-                Some(file) => file,
-                None => {
-                    let name = ChunkName::local(self.index, chunk.start_us, chunk.end_us);
-                    self.current.insert(self.writer.begin(dir, &name)?)
+            let until = block_end.min(chunk.range.end);
+            let rows = (pos - block_start) as usize..(until - block_start) as usize;
+            let name = || ChunkName::local(self.index, chunk.start_us, chunk.end_us);
+            let mut finished = None;
+            if self.current.is_none() && pos == chunk.range.start && until == chunk.range.end {
+                block.scale_rows_into(self.column, rows, scaling, &mut ws.scaled);
+                finished = Some(ws.writer.write(dir, &name(), &ws.scaled)?);
+            } else {
+                if self.current.is_none() {
+                    self.current = Some(ws.writer.begin(dir, &name())?);
                 }
-            };
-            let take = (self.scaled.len() - offset).min((chunk.range.end - pos) as usize);
-            file.append(&self.scaled[offset..offset + take])?;
-            offset += take;
-            if pos + take as u64 == chunk.range.end {
-                if let Some(file) = self.current.take() {
-                    let path: PathBuf = file.finish()?;
-                    self.bytes_written += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if let Some(file) = &mut self.current {
+                    for start in rows.clone().step_by(STREAM_PIECE) {
+                        let piece = start..(start + STREAM_PIECE).min(rows.end);
+                        block.scale_rows_into(self.column, piece, scaling, &mut ws.scaled);
+                        file.append(&ws.scaled)?;
+                    }
                 }
+                if until == chunk.range.end {
+                    if let Some(file) = self.current.take() {
+                        finished = Some(file.finish()?);
+                    }
+                }
+            }
+            if let Some(path) = finished {
+                self.bytes_written += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 self.chunks_written += 1;
                 self.next_chunk += 1;
             }
+            pos = until;
         }
         Ok(())
     }
@@ -469,5 +531,14 @@ mod tests {
                 (7..10, 200_000_000, 202_000_000),
             ]
         );
+    }
+
+    #[test]
+    fn blocks_are_whole_chunks_within_budget_else_fixed_steps() {
+        let plan = plan_chunks(&[0..7, 7..10], 3, |i| Ok(i as f64)).unwrap();
+        // Chunks of 3 samples x 2 bytes fit a budget of 4 x 3 bytes twice: two chunks per block.
+        assert_eq!(plan_blocks(&plan, 10, 2, 3, 4), vec![0..6, 6..10]);
+        // Too wide for the budget: fixed steps of the fallback length.
+        assert_eq!(plan_blocks(&plan, 10, 100, 3, 4), vec![0..4, 4..8, 8..10]);
     }
 }
