@@ -15,7 +15,7 @@ pub fn run_demo() -> Result<()> {
     run(std::process::Command::new(&bin).arg("inspect").arg(&sample))?;
 
     println!(
-        "\n$ ts-processor convert testdata/sample.nwb -o {} --overwrite",
+        "\n$ ts-processor convert testdata/sample.nwb -o {} --chunk-size-mb 0.25 --overwrite",
         out.display()
     );
     run(std::process::Command::new(&bin)
@@ -23,7 +23,7 @@ pub fn run_demo() -> Result<()> {
         .arg(&sample)
         .arg("--output")
         .arg(&out)
-        .arg("--overwrite"))?;
+        .args(["--chunk-size-mb", "0.25", "--overwrite"]))?;
 
     let mut names: Vec<String> = fs::read_dir(&out)
         .with_context(|| format!("listing {}", out.display()))?
@@ -41,6 +41,15 @@ pub fn run_demo() -> Result<()> {
     if let Some(meta) = names.iter().find(|n| n.ends_with(".metadata.json")) {
         let text = fs::read_to_string(out.join(meta))?;
         println!("\n{meta}:\n  {text}");
+    }
+    if let Some(chunk) = names.iter().find(|n| n.ends_with(".bin.gz")) {
+        let samples = ts_chunk_format::read_chunk(&out.join(chunk))?;
+        let first: Vec<String> = samples.iter().take(5).map(|v| format!("{v:.3}")).collect();
+        println!(
+            "\n{chunk}: {} samples (big-endian float64 µV), first: {} ...",
+            samples.len(),
+            first.join(", ")
+        );
     }
     Ok(())
 }

@@ -185,6 +185,11 @@ fn select_series(file: &NwbFile, opts: &ConvertOptions) -> Result<Vec<SeriesInfo
             }
         );
     }
+    for series in &discovery.series {
+        for warning in &series.warnings {
+            warn!("{warning}");
+        }
+    }
     if opts.series.is_empty() {
         return Ok(discovery.series);
     }

@@ -201,3 +201,33 @@ fn every_bad_fixture_fails_cleanly() {
     // The messages themselves, reviewed by eye when they change.
     insta::assert_snapshot!("bad_fixture_errors", lines.join("\n"));
 }
+
+#[test]
+fn json_logs_carry_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plain.nwb");
+    fs::write(&input, "not hdf5").unwrap();
+    let out = bin()
+        .env("LOG_FORMAT", "json")
+        .arg("convert")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = events.last().expect("an error event");
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("plain.nwb"),
+        "{last}"
+    );
+}
