@@ -250,10 +250,16 @@ impl NwbFile {
         if !has_hdf5_signature(&path, meta.len()) {
             return Err(Error::NotHdf5 { file: path });
         }
-        let file = hdf5::File::open(&path).map_err(|e| Error::Open {
-            file: path.clone(),
-            reason: format!("HDF5 cannot open it (truncated or damaged?): {e}"),
-        })?;
+        // A 32 MiB chunk cache per dataset (default 1 MiB): blocks are cut at chunk-file
+        // boundaries, not HDF5 chunk boundaries, and a compressed HDF5 chunk split between two
+        // blocks must not be decompressed twice.
+        let file = hdf5::File::with_options()
+            .with_fapl(|p| p.chunk_cache(1021, 32 << 20, 1.0))
+            .open(&path)
+            .map_err(|e| Error::Open {
+                file: path.clone(),
+                reason: format!("HDF5 cannot open it (truncated or damaged?): {e}"),
+            })?;
         let root: &Group = &file;
         let not_nwb = |reason: String| Error::NotNwb {
             file: path.clone(),
