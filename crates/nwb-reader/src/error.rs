@@ -36,13 +36,12 @@ pub enum Error {
         source: hdf5::Error,
     },
     #[error(
-        "{at}: the data cannot be decoded: filter {filter} is not available in this HDF5 library ({source})"
+        "{at}: cannot decode the data: it is compressed with HDF5 filter {id} ({name}), which this HDF5 library does not have"
     )]
     FilterUnavailable {
         at: Location,
-        filter: String,
-        #[source]
-        source: hdf5::Error,
+        id: u32,
+        name: &'static str,
     },
     #[error("{at}: dangling external link to {target}")]
     DanglingLink { at: Location, target: String },

@@ -9,10 +9,13 @@ use hdf5::{Dataset, Group, LinkType, ObjectReference1, ReferencedObject};
 use serde_json::Value;
 
 use crate::error::{Error, Location, Result};
-use crate::h5util::{attr_f64, attr_string, is_text, read_attr_strings, read_dataset_strings};
+use crate::h5util::{
+    attr_f64, attr_string, is_text, read_attr_strings, read_dataset_strings, read_f64_range,
+    read_f64s,
+};
 use crate::series::SeriesReader;
 use crate::specs::{SeriesKind, TypeTree};
-use crate::time::{ReferenceTime, infer_rate, parse_iso8601_micros, rates_agree};
+use crate::time::{ReferenceTime, infer_rate, parse_iso8601_micros, rates_agree, rounded_rate};
 
 /// An open NWB file.
 pub struct NwbFile {
@@ -37,7 +40,8 @@ pub struct Discovery {
     pub series: Vec<SeriesInfo>,
     /// Series that are deliberately not converted (SpikeEventSeries), with the reason.
     pub skipped: Vec<SkippedObject>,
-    /// Every typed object seen under `/acquisition` and `/processing`: `(path, neurodata_type)`.
+    /// Every typed group of the file (outside `/specifications`), `(path, neurodata_type)` in byte
+    /// order of the path: what a "no series" message can list.
     pub typed_objects: Vec<(String, String)>,
 }
 
@@ -369,8 +373,41 @@ impl NwbFile {
         Ok(Discovery {
             series,
             skipped: found.skipped,
-            typed_objects: found.typed,
+            typed_objects: self.typed_groups(),
         })
+    }
+
+    /// Every typed group reached through hard links (soft links would list objects twice and
+    /// could loop).
+    fn typed_groups(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let root: &Group = &self.file;
+        let mut pending = vec![(String::new(), Some(root.clone()))];
+        while let Some((path, group)) = pending.pop() {
+            let Some(group) = group else { continue };
+            let mut hard = Vec::new();
+            let _ = group.iter_visit_default(|name, info| {
+                if info.link_type == LinkType::Hard {
+                    hard.push(name.to_owned());
+                }
+                Ok(())
+            });
+            for name in hard {
+                let child_path = format!("{path}/{name}");
+                if child_path == "/specifications" {
+                    continue;
+                }
+                let Ok(child) = group.group(&name) else {
+                    continue;
+                };
+                if let Ok(Some(t)) = attr_string(&child, "neurodata_type") {
+                    out.push((child_path.clone(), t));
+                }
+                pending.push((child_path, Some(child)));
+            }
+        }
+        out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        out
     }
 
     /// Classifies the members of `path` in byte order of their names; recurses into containers
@@ -387,9 +424,6 @@ impl NwbFile {
             }; // datasets and broken links
             let ndtype = attr_string(&child, "neurodata_type").ok().flatten();
             let namespace = attr_string(&child, "namespace").ok().flatten();
-            if let Some(t) = &ndtype {
-                found.typed.push((child_path.clone(), t.clone()));
-            }
             let kind = ndtype
                 .as_deref()
                 .map(|t| self.types.classify(t, namespace.as_deref()));
@@ -516,7 +550,7 @@ impl NwbFile {
                 "reading channel_conversion",
                 group
                     .dataset("channel_conversion")
-                    .and_then(|d| d.read_raw::<f64>()),
+                    .and_then(|d| read_f64s(&d)),
             )?;
             if cc.len() != channels {
                 return Err(self.invalid(
@@ -549,7 +583,7 @@ impl NwbFile {
                 group.dataset("starting_time"),
             )?;
             let starting_time = self
-                .h5(&st_path, "reading starting_time", ds.read_raw::<f64>())?
+                .h5(&st_path, "reading starting_time", read_f64s(&ds))?
                 .first()
                 .copied()
                 .ok_or_else(|| self.invalid(&st_path, "is empty"))?;
@@ -591,7 +625,7 @@ impl NwbFile {
         let first = self.h5(
             &ts_path,
             "reading timestamps",
-            ts.read_slice_1d::<f64, _>(ndarray::s![..len.min(10) as usize]),
+            read_f64_range(&ts, 0, len.min(10) as usize),
         )?;
         let t0 = self.reference_time.seconds();
         let absolute: Vec<f64> = first.iter().map(|t| t + t0).collect();
@@ -618,7 +652,7 @@ impl NwbFile {
                 })
             }
             None => {
-                let rate = inferred.round_ties_even();
+                let rate = rounded_rate(inferred);
                 if rate <= 0.0 {
                     return Err(self.invalid(
                         &ts_path,
@@ -696,10 +730,11 @@ impl NwbFile {
     pub fn open_series(&self, info: &SeriesInfo) -> Result<SeriesReader> {
         let data_path = format!("{}/data", info.path);
         if let Some(&id) = info.storage.missing_filters.first() {
-            return Err(self.invalid(
-                &data_path,
-                format!("is compressed with HDF5 filter {id} ({}), which this HDF5 library does not have", filter_name(id)),
-            ));
+            return Err(Error::FilterUnavailable {
+                at: self.at(&data_path),
+                id,
+                name: filter_name(id),
+            });
         }
         let group = self.h5(
             &info.path,
@@ -730,7 +765,6 @@ struct Found {
     direct: Vec<SeriesInfo>,
     nested: Vec<SeriesInfo>,
     skipped: Vec<SkippedObject>,
-    typed: Vec<(String, String)>,
 }
 
 /// The electrodes table's columns, read once per series (tables are small).
@@ -917,7 +951,7 @@ fn read_column(ds: &Dataset, desc: &TypeDescriptor) -> hdf5::Result<Option<Colum
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
             ColumnData::Int(ds.read_raw::<i64>()?)
         }
-        TypeDescriptor::Float(_) => ColumnData::Float(ds.read_raw::<f64>()?),
+        TypeDescriptor::Float(_) => ColumnData::Float(read_f64s(ds)?),
         _ => return Ok(None),
     }))
 }

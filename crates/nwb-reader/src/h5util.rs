@@ -1,7 +1,7 @@
 //! Small HDF5 helpers: strings of every stored kind, numbers widened to f64/i64, attributes.
 
-use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
-use hdf5::{Attribute, Dataset, Location};
+use hdf5::types::{FloatSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Attribute, Container, Dataset, Location};
 use hdf5_sys::h5i::hid_t;
 
 /// Strings may be stored variable- or fixed-length, ASCII or UTF-8 (nwb-layout.md §4). HDF5
@@ -112,8 +112,34 @@ pub fn attr_f64(loc: &Location, name: &str) -> hdf5::Result<Option<f64>> {
         return Ok(None);
     }
     let attr = loc.attr(name)?;
-    let values = attr.read_raw::<f64>()?;
-    Ok(values.first().copied())
+    Ok(read_f64s(&attr)?.first().copied())
+}
+
+/// Every value of a numeric dataset or attribute, widened to f64 in Rust from the stored type
+/// (float32 widening is exact: 1.95e-7f32 is 1.9499999837080395e-7), whatever HDF5's conversion
+/// paths do.
+pub fn read_f64s(c: &Container) -> hdf5::Result<Vec<f64>> {
+    Ok(match c.dtype()?.to_descriptor()? {
+        TypeDescriptor::Float(FloatSize::U4) => {
+            c.read_raw::<f32>()?.into_iter().map(f64::from).collect()
+        }
+        TypeDescriptor::Integer(_) => c.read_raw::<i64>()?.into_iter().map(|v| v as f64).collect(),
+        TypeDescriptor::Unsigned(_) => c.read_raw::<u64>()?.into_iter().map(|v| v as f64).collect(),
+        _ => c.read_raw::<f64>()?,
+    })
+}
+
+/// Values `[a, b)` of a 1-D numeric dataset widened to f64 in Rust (see [`read_f64s`]).
+pub fn read_f64_range(ds: &Dataset, a: usize, b: usize) -> hdf5::Result<Vec<f64>> {
+    let sel = ndarray::s![a..b];
+    Ok(match ds.dtype()?.to_descriptor()? {
+        TypeDescriptor::Float(FloatSize::U4) => ds
+            .read_slice_1d::<f32, _>(sel)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        _ => ds.read_slice_1d::<f64, _>(sel)?.into_raw_vec_and_offset().0,
+    })
 }
 
 /// Whether the type is text.

@@ -23,7 +23,14 @@
 //! ```
 //!
 //! HDF5 calls are serialised by the library; read on one thread and scale on others
-//! ([`RawBlock`] is `Send`).
+//! ([`RawBlock`] is `Send`; [`RawBlock::scale_rows_into`] scales one channel's rows). For a
+//! single thread, [`SeriesReader::read_scaled`] fills a reusable channel-major [`ScaledBlock`].
+//!
+//! Values follow the spec exactly, in float64 ([`Scaling::to_microvolts`]):
+//! `((x * (channel_conversion[k] * conversion)) + offset) * unit_factor` µV. Times
+//! ([`SeriesReader::time_at`]) are `(starting_time + i / rate) + T0` or `timestamps[i] + T0`, and
+//! segments split where consecutive times are more than two sample periods apart
+//! ([`SeriesReader::segments`]).
 
 mod error;
 mod file;
@@ -37,6 +44,6 @@ pub use file::{
     Channel, DiscoverOptions, Discovery, NwbFile, RawDtype, Scaling, SeriesInfo, SkippedObject,
     StorageInfo, TimeBase, filter_name, unit_factor,
 };
-pub use series::{RawBlock, SeriesReader};
+pub use series::{RawBlock, ScaledBlock, SeriesReader};
 pub use specs::{SeriesKind, TypeTree};
-pub use time::{ReferenceTime, infer_rate, parse_iso8601_micros, rates_agree};
+pub use time::{ReferenceTime, infer_rate, parse_iso8601_micros, rates_agree, rounded_rate};

@@ -8,6 +8,7 @@ use ndarray::{Array2, s};
 
 use crate::error::{Error, Location, Result};
 use crate::file::{RawDtype, Scaling, SeriesInfo, TimeBase};
+use crate::h5util::read_f64_range;
 
 /// Timestamps are scanned for gaps this many at a time, so memory does not grow with the file.
 const TIMESTAMP_BATCH: u64 = 1 << 20;
@@ -144,7 +145,7 @@ impl SeriesReader {
             ) => Ok((starting_time + i as f64 / rate) + self.t0),
             (TimeBase::Timestamps { .. }, Some(ts)) => {
                 let i = i as usize;
-                let v = ts.read_slice_1d::<f64, _>(s![i..i + 1]).map_err(|e| {
+                let v = read_f64_range(ts, i, i + 1).map_err(|e| {
                     self.err(
                         &format!("{}/timestamps", self.info.path),
                         "reading a timestamp",
@@ -160,39 +161,30 @@ impl SeriesReader {
     /// Contiguous segments (spec "Contiguous segments"): one for a rate; with timestamps a new
     /// segment wherever `t(i) - t(i-1) > 2 * (1 / rate)`. Timestamps are streamed in batches.
     pub fn segments(&self) -> Result<Vec<Range<u64>>> {
+        self.segments_in_batches(TIMESTAMP_BATCH)
+    }
+
+    fn segments_in_batches(&self, batch_len: u64) -> Result<Vec<Range<u64>>> {
         let n = self.info.num_samples;
         let Some(ts) = &self.timestamps else {
             return Ok(std::iter::once(0..n).collect());
         };
-        let threshold = 2.0 * (1.0 / self.info.time.rate());
-        let mut starts = vec![0u64];
-        let mut prev: Option<f64> = None;
+        let mut splitter = GapSplitter::new(self.info.time.rate(), self.t0);
         let mut batch_start = 0u64;
         while batch_start < n {
-            let batch_end = (batch_start + TIMESTAMP_BATCH).min(n);
-            let batch = ts
-                .read_slice_1d::<f64, _>(s![batch_start as usize..batch_end as usize])
-                .map_err(|e| {
+            let batch_end = (batch_start + batch_len.max(1)).min(n);
+            let batch =
+                read_f64_range(ts, batch_start as usize, batch_end as usize).map_err(|e| {
                     self.err(
                         &format!("{}/timestamps", self.info.path),
                         "reading timestamps",
                         e,
                     )
                 })?;
-            for (j, &raw) in batch.iter().enumerate() {
-                let t = raw + self.t0;
-                if let Some(p) = prev {
-                    if t - p > threshold {
-                        starts.push(batch_start + j as u64);
-                    }
-                }
-                prev = Some(t);
-            }
+            splitter.push(batch.iter().copied());
             batch_start = batch_end;
         }
-        let mut ends: Vec<u64> = starts.iter().skip(1).copied().collect();
-        ends.push(n);
-        Ok(starts.into_iter().zip(ends).map(|(a, b)| a..b).collect())
+        Ok(splitter.finish())
     }
 
     /// Samples per block for about `target_bytes` of raw data, rounded up to whole chunks of a
@@ -239,6 +231,15 @@ impl SeriesReader {
         })
     }
 
+    /// Reads samples `range` of every channel and scales them to microvolts into `out`, one
+    /// vector per channel (buffers are reused between calls).
+    pub fn read_scaled(&self, range: Range<u64>, out: &mut ScaledBlock) -> Result<()> {
+        let start = range.start;
+        let raw = self.read_raw(range)?;
+        out.fill_from(start, &raw, &self.info.scaling);
+        Ok(())
+    }
+
     /// Blocks of `block_len` samples from the start to the end of the series.
     pub fn blocks(&self, block_len: u64) -> impl Iterator<Item = Result<(u64, RawBlock)>> + '_ {
         let n = self.info.num_samples;
@@ -247,5 +248,353 @@ impl SeriesReader {
             let a = i * step;
             self.read_raw(a..(a + step).min(n)).map(|b| (a, b))
         })
+    }
+}
+
+/// Finds segment starts in a stream of relative timestamps (spec "Contiguous segments"), so that
+/// batch boundaries cannot hide a gap.
+struct GapSplitter {
+    threshold: f64,
+    t0: f64,
+    prev: Option<f64>,
+    index: u64,
+    starts: Vec<u64>,
+}
+
+impl GapSplitter {
+    fn new(rate: f64, t0: f64) -> Self {
+        Self {
+            threshold: 2.0 * (1.0 / rate),
+            t0,
+            prev: None,
+            index: 0,
+            starts: vec![0],
+        }
+    }
+
+    /// Feeds the next timestamps (relative to the reference time, as stored).
+    fn push(&mut self, relative: impl IntoIterator<Item = f64>) {
+        for raw in relative {
+            // Differences of the absolute times, as the spec says (not of the stored values).
+            let t = raw + self.t0;
+            if let Some(p) = self.prev
+                && t - p > self.threshold
+            {
+                self.starts.push(self.index);
+            }
+            self.prev = Some(t);
+            self.index += 1;
+        }
+    }
+
+    fn finish(self) -> Vec<Range<u64>> {
+        let n = self.index;
+        let ends = self.starts.iter().skip(1).copied().chain([n]);
+        self.starts
+            .iter()
+            .copied()
+            .zip(ends)
+            .map(|(a, b)| a..b)
+            .collect()
+    }
+}
+
+/// Samples of one block in microvolts, one vector per channel (channel-major), so each channel
+/// can be encoded on its own thread. Reuse one across blocks to keep its buffers.
+#[derive(Debug, Clone, Default)]
+pub struct ScaledBlock {
+    /// Index of the first sample of the block in the series.
+    pub start: u64,
+    /// `channels[k][j]` is sample `start + j` of channel `k` in µV.
+    pub channels: Vec<Vec<f64>>,
+}
+
+impl ScaledBlock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Samples per channel.
+    pub fn len(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Channel `k`'s microvolts.
+    pub fn channel(&self, k: usize) -> &[f64] {
+        &self.channels[k]
+    }
+
+    /// Scales every channel of `raw` (which starts at sample `start`).
+    pub fn fill_from(&mut self, start: u64, raw: &RawBlock, scaling: &Scaling) {
+        self.start = start;
+        self.channels.resize_with(raw.channels(), Vec::new);
+        for (k, out) in self.channels.iter_mut().enumerate() {
+            raw.scale_channel_into(k, scaling, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn split(rate: f64, t0: f64, batches: &[&[f64]]) -> Vec<Range<u64>> {
+        let mut s = GapSplitter::new(rate, t0);
+        for b in batches {
+            s.push(b.iter().copied());
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn no_gap_is_one_segment() {
+        assert_eq!(split(10.0, 0.0, &[&[0.0, 0.1, 0.2, 0.3]]), vec![0..4]);
+    }
+
+    #[test]
+    fn a_gap_on_a_batch_boundary_is_found() {
+        // Gap between index 2 (last of batch 1) and index 3 (first of batch 2).
+        let batches: &[&[f64]] = &[&[0.0, 0.1, 0.2], &[5.0, 5.1], &[5.2]];
+        assert_eq!(split(10.0, 0.0, batches), vec![0..3, 3..6]);
+    }
+
+    #[test]
+    fn the_threshold_is_strictly_greater_than_two_periods() {
+        // Rate 4 Hz: threshold 0.5 s (exact in binary). A jump of exactly 0.5 does not split,
+        // 0.75 does.
+        assert_eq!(
+            split(4.0, 0.0, &[&[0.0, 0.25, 0.75, 1.5, 1.75]]),
+            vec![0..3, 3..5]
+        );
+    }
+
+    #[test]
+    fn gaps_are_measured_on_absolute_times() {
+        // At T0 = 1.7e9 s, 0.0 and 1e-7 become equal, and a relative jump of 0.25 s still
+        // exceeds 2 / 10 Hz after adding T0.
+        let t0 = 1.7e9;
+        assert_eq!(
+            split(10.0, t0, &[&[0.0, 0.1, 0.35, 0.45]]),
+            vec![0..2, 2..4]
+        );
+    }
+
+    #[test]
+    fn several_gaps_and_single_sample_segments() {
+        let batches: &[&[f64]] = &[&[0.0], &[10.0], &[20.0, 20.001], &[30.0]];
+        assert_eq!(split(1000.0, 0.0, batches), vec![0..1, 1..2, 2..4, 4..5]);
+    }
+
+    #[test]
+    fn streamed_segments_do_not_depend_on_the_batch_size() {
+        // timestamps_gap.nwb: 100 samples at 1 kHz with a 5 s gap after sample 50 (testdata/README.md).
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/timestamps_gap.nwb"
+        );
+        let file = crate::NwbFile::open(path).unwrap();
+        let info = file
+            .discover(&crate::DiscoverOptions::default())
+            .unwrap()
+            .series
+            .remove(0);
+        let reader = file.open_series(&info).unwrap();
+        for batch in [1, 2, 7, 49, 50, 51, 99, 100, 1 << 20] {
+            assert_eq!(
+                reader.segments_in_batches(batch).unwrap(),
+                vec![0..50, 50..100],
+                "batch {batch}"
+            );
+        }
+    }
+
+    fn scaling(cc: Option<Vec<f64>>, unit_factor: f64) -> Scaling {
+        Scaling {
+            conversion: 1.95e-7,
+            offset: -1e-3,
+            channel_conversion: cc,
+            unit: None,
+            unit_factor,
+        }
+    }
+
+    #[test]
+    fn scaling_follows_the_spec_order_bit_for_bit() {
+        let sc = scaling(Some(vec![1.0, 2.0, 0.5, 1.5]), 1e6);
+        let block = RawBlock::I16(array![[1i16, -2, 3, 7], [i16::MIN, 0, 7, i16::MAX]]);
+        let mut out = Vec::new();
+        for k in 0..4 {
+            block.scale_channel_into(k, &sc, &mut out);
+            let cc = [1.0, 2.0, 0.5, 1.5][k];
+            let raw = [
+                [1i16, -2, 3, 7][k] as f64,
+                [i16::MIN, 0, 7, i16::MAX][k] as f64,
+            ];
+            let expected: Vec<u64> = raw
+                .iter()
+                .map(|&x| (((x * (cc * 1.95e-7)) + -1e-3) * 1e6).to_bits())
+                .collect();
+            let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, expected, "channel {k}");
+            for (j, &x) in raw.iter().enumerate() {
+                assert_eq!(sc.to_microvolts(k, x).to_bits(), expected[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_order_matters() {
+        // x * (cc * conv) differs from (x * conv) * cc for these values, so the test above
+        // would catch an implementation that multiplied left to right as pynwb's docstring
+        // writes it (pynwb 4.2's code, like the spec, computes conversion * cc first).
+        let (x, conv, cc) = (7.0f64, 1.95e-7f64, 1.5f64);
+        assert_ne!((x * (cc * conv)).to_bits(), ((x * conv) * cc).to_bits());
+    }
+
+    #[test]
+    fn without_channel_conversion_and_with_millivolts() {
+        let sc = scaling(None, 1e3);
+        let block = RawBlock::U16(array![[0u16], [65535]]);
+        let mut out = Vec::new();
+        block.scale_channel_into(0, &sc, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                ((0.0 * 1.95e-7) + -1e-3) * 1e3,
+                ((65535.0 * 1.95e-7) + -1e-3) * 1e3
+            ]
+        );
+    }
+
+    #[test]
+    fn special_floats_pass_through() {
+        let sc = Scaling {
+            conversion: 1.0,
+            offset: 0.0,
+            channel_conversion: None,
+            unit: None,
+            unit_factor: 1e6,
+        };
+        let block = RawBlock::F32(array![
+            [f32::NAN],
+            [f32::INFINITY],
+            [-0.0],
+            [f32::MIN_POSITIVE / 4.0]
+        ]);
+        let mut out = Vec::new();
+        block.scale_channel_into(0, &sc, &mut out);
+        assert!(out[0].is_nan());
+        assert_eq!(out[1], f64::INFINITY);
+        // -0.0 * 1.0 + 0.0 is +0.0 in IEEE arithmetic: the formula, not the encoding, decides.
+        assert_eq!(out[2].to_bits(), (((-0.0f64 * 1.0) + 0.0) * 1e6).to_bits());
+        assert_eq!(out[3], (f32::MIN_POSITIVE / 4.0) as f64 * 1e6);
+    }
+
+    /// The spec formula, written out independently of `Scaling::to_microvolts`.
+    fn spec_uv(x: f64, k: usize, sc: &Scaling) -> f64 {
+        match &sc.channel_conversion {
+            Some(cc) => ((x * (cc[k] * sc.conversion)) + sc.offset) * sc.unit_factor,
+            None => ((x * sc.conversion) + sc.offset) * sc.unit_factor,
+        }
+    }
+
+    fn same_bits(got: &[f64], want: &[f64]) -> bool {
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+    }
+
+    /// Any f64 bit pattern (NaN, ±inf, -0.0, subnormals included) for float attributes.
+    fn any_f64() -> impl proptest::strategy::Strategy<Value = f64> {
+        proptest::prelude::any::<u64>().prop_map(f64::from_bits)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_dtype_scales_by_the_spec_formula_bit_for_bit(
+            bits in proptest::collection::vec(any::<u64>(), 6),
+            conversion in prop_oneof![any_f64(), Just(1.95e-7), Just(1.0)],
+            offset in prop_oneof![any_f64(), Just(0.0), Just(-1e-3)],
+            cc in proptest::option::of(proptest::collection::vec(any_f64(), 2)),
+            unit_factor in prop_oneof![Just(1e6), Just(1e3), Just(1.0)],
+        ) {
+            let sc = Scaling { conversion, offset, channel_conversion: cc, unit: None, unit_factor };
+            // Three samples x two channels of each dtype, from the same random bits; the float
+            // variants reinterpret the bits, so NaN, ±inf, -0.0 and subnormals all occur.
+            macro_rules! check {
+                ($variant:ident, $t:ty, $from:expr) => {{
+                    let from: fn(u64) -> $t = $from;
+                    let values: Vec<$t> = bits.iter().map(|&b| from(b)).collect();
+                    let block = RawBlock::$variant(Array2::from_shape_vec((3, 2), values.clone()).unwrap());
+                    let mut out = Vec::new();
+                    for k in 0..2 {
+                        block.scale_channel_into(k, &sc, &mut out);
+                        let want: Vec<f64> =
+                            (0..3).map(|i| spec_uv(values[i * 2 + k] as f64, k, &sc)).collect();
+                        prop_assert!(same_bits(&out, &want), "{} ch {k}: {out:?} vs {want:?}", stringify!($t));
+                    }
+                }};
+            }
+            check!(I8, i8, |b| b as i8);
+            check!(I16, i16, |b| b as i16);
+            check!(I32, i32, |b| b as i32);
+            check!(I64, i64, |b| b as i64);
+            check!(U8, u8, |b| b as u8);
+            check!(U16, u16, |b| b as u16);
+            check!(U32, u32, |b| b as u32);
+            check!(U64, u64, |b| b);
+            check!(F32, f32, |b| f32::from_bits(b as u32));
+            check!(F64, f64, f64::from_bits);
+        }
+    }
+
+    #[test]
+    fn negative_zero_keeps_its_sign_when_the_formula_does() {
+        // With offset -0.0 (the sum -0.0 + -0.0 is -0.0) the sign survives the whole formula.
+        let sc = Scaling {
+            conversion: 1.0,
+            offset: -0.0,
+            channel_conversion: Some(vec![2.0]),
+            unit: None,
+            unit_factor: 1e6,
+        };
+        let mut out = Vec::new();
+        RawBlock::F64(array![[-0.0f64], [f64::NEG_INFINITY]]).scale_channel_into(0, &sc, &mut out);
+        assert_eq!(out[0].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(out[1], f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn scaled_blocks_are_channel_major() {
+        let sc = Scaling {
+            conversion: 2.0,
+            offset: 0.0,
+            channel_conversion: None,
+            unit: None,
+            unit_factor: 1.0,
+        };
+        let raw = RawBlock::I8(array![[1i8, 10], [2, 20], [3, 30]]);
+        let mut out = ScaledBlock::new();
+        out.fill_from(7, &raw, &sc);
+        assert_eq!(out.start, 7);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.channel(0), &[2.0, 4.0, 6.0]);
+        assert_eq!(out.channel(1), &[20.0, 40.0, 60.0]);
+    }
+
+    #[test]
+    fn raw_blocks_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<RawBlock>();
+        is_send::<ScaledBlock>();
     }
 }

@@ -185,9 +185,14 @@ pub fn infer_rate(first_times: &[f64]) -> Option<f64> {
     Some(1.0 / median)
 }
 
-/// The spec's 2 % check between a given and an inferred rate.
+/// The rate used when only timestamps are given: [`infer_rate`] rounded half to even.
+pub fn rounded_rate(inferred: f64) -> f64 {
+    inferred.round_ties_even()
+}
+
+/// The spec's 2 % check: the inferred rate lies within 2 % of the given one.
 pub fn rates_agree(given: f64, inferred: f64) -> bool {
-    (inferred - given).abs() * (1.0 / given) <= 0.02
+    (inferred - given).abs() <= 0.02 * given
 }
 
 #[cfg(test)]
@@ -258,6 +263,19 @@ mod tests {
         t.push(1000.0);
         assert_eq!(infer_rate(&t), Some(2.0));
         assert_eq!(infer_rate(&[1.0]), None);
+    }
+
+    #[test]
+    fn inferred_rates_round_half_to_even() {
+        // Period 0.4 s: 1 / 0.4 is exactly 2.5 in float64, which rounds to 2 (not 3).
+        let r = infer_rate(&[0.0, 0.4, 0.8]).unwrap();
+        assert_eq!(r, 2.5);
+        assert_eq!(rounded_rate(r), 2.0);
+        assert_eq!(rounded_rate(3.5), 4.0);
+        assert_eq!(rounded_rate(29_999.7), 30_000.0);
+        // Jittered 1 kHz clock: the median ignores one outlier difference.
+        let t = [0.0, 0.001, 0.002, 0.0031, 0.004, 0.005];
+        assert_eq!(rounded_rate(infer_rate(&t).unwrap()), 1000.0);
     }
 
     #[test]

@@ -165,9 +165,13 @@ fn select_series(file: &NwbFile, opts: &ConvertOptions) -> Result<Vec<SeriesInfo
         );
     }
     if discovery.series.is_empty() {
+        // Only data containers help the user; devices and tables would drown them.
         let found: Vec<String> = discovery
             .typed_objects
             .iter()
+            .filter(|(path, _)| {
+                path.starts_with("/acquisition/") || path.starts_with("/processing/")
+            })
             .map(|(path, ty)| format!("{path} ({ty})"))
             .collect();
         bail!(
@@ -179,7 +183,7 @@ fn select_series(file: &NwbFile, opts: &ConvertOptions) -> Result<Vec<SeriesInfo
                 " in /acquisition (try --include-processing)"
             },
             if found.is_empty() {
-                "no typed objects".to_owned()
+                "no typed objects under /acquisition or /processing".to_owned()
             } else {
                 found.join(", ")
             }

@@ -1,0 +1,578 @@
+//! The time-series import workflow (contract §3): scan, run lookup, target package, viewer
+//! properties, channels, manifest, uploads.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ts_chunk_format::{ChannelMetadata, scan_output_dir};
+
+use crate::client::{Client, ManifestEntry, NewChannel, RemoteChannel, create_import_body};
+use crate::error::{Error, Result};
+
+/// Called after every uploaded file with (files done, bytes done).
+pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// What [`import_directory`] needs besides the client.
+#[derive(Clone)]
+pub struct ImportOptions {
+    /// The workflow run id (`INTEGRATION_ID`).
+    pub integration_id: String,
+    /// Progress callback, if any.
+    pub on_progress: Option<ProgressFn>,
+}
+
+impl ImportOptions {
+    /// Options for run `integration_id` without progress reporting.
+    pub fn new(integration_id: impl Into<String>) -> Self {
+        ImportOptions {
+            integration_id: integration_id.into(),
+            on_progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("integration_id", &self.integration_id)
+            .field(
+                "on_progress",
+                &self.on_progress.as_ref().map(|_| "<callback>"),
+            )
+            .finish()
+    }
+}
+
+/// How an import ended without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStatus {
+    /// Every file was registered and uploaded.
+    Completed,
+    /// The directory holds no channel metadata or no chunks: nothing was sent (exit 0).
+    NothingToImport,
+    /// The run names no usable target package (contract §6): only logged, exit 0.
+    NoTargetPackage {
+        /// The run's package ids.
+        package_ids: Vec<String>,
+    },
+}
+
+/// Counts for the binary's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportReport {
+    /// How it ended.
+    pub status: ImportStatus,
+    /// The dataset, once known.
+    pub dataset_id: Option<String>,
+    /// The target package or collection, once chosen.
+    pub package_id: Option<String>,
+    /// The import id, once created.
+    pub import_id: Option<String>,
+    /// Local channels that reused an existing remote channel.
+    pub channels_matched: usize,
+    /// Channels created.
+    pub channels_created: usize,
+    /// Files uploaded.
+    pub files: u64,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Wall time of the whole import.
+    pub elapsed: Duration,
+}
+
+impl ImportReport {
+    fn empty(status: ImportStatus, started: Instant) -> Self {
+        ImportReport {
+            status,
+            dataset_id: None,
+            package_id: None,
+            import_id: None,
+            channels_matched: 0,
+            channels_created: 0,
+            files: 0,
+            bytes: 0,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// One local channel ready for import.
+struct LocalChannel {
+    metadata_path: PathBuf,
+    metadata: ChannelMetadata,
+    chunks: Vec<ts_chunk_format::ScannedChunk>,
+}
+
+/// Imports the converter's output directory `dir` into the run's target package.
+///
+/// Fails before sending anything when the directory has problems. Any later failure is an
+/// [`Error::Import`] naming the step and listing the files that were not uploaded.
+pub async fn import_directory(
+    client: &Client,
+    dir: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let started = Instant::now();
+    let channels = local_channels(dir)?;
+    let all_files: Vec<PathBuf> = channels
+        .iter()
+        .flat_map(|c| c.chunks.iter().map(|chunk| chunk.path.clone()))
+        .collect();
+    if channels.is_empty() || all_files.is_empty() {
+        tracing::info!(
+            "{}: no channels or chunks, nothing to import",
+            dir.display()
+        );
+        return Ok(ImportReport::empty(ImportStatus::NothingToImport, started));
+    }
+    let failed_before_upload = |step: &'static str| {
+        let all_files = all_files.clone();
+        move |source: Error| Error::Import {
+            step,
+            not_uploaded: all_files,
+            source: Box::new(source),
+        }
+    };
+
+    let run = client
+        .workflow_run(&opts.integration_id)
+        .await
+        .map_err(failed_before_upload("look up workflow run"))?;
+    let Some(package_id) = select_target_package(client, &run.package_ids).await else {
+        tracing::error!(
+            "workflow run {} has no usable target package (package ids: {:?}); nothing imported",
+            opts.integration_id,
+            run.package_ids
+        );
+        let mut report = ImportReport::empty(
+            ImportStatus::NoTargetPackage {
+                package_ids: run.package_ids.clone(),
+            },
+            started,
+        );
+        report.dataset_id = Some(run.dataset_id);
+        return Ok(report);
+    };
+    tracing::info!(
+        "importing {} file(s) into {package_id} (dataset {})",
+        all_files.len(),
+        run.dataset_id
+    );
+
+    client
+        .set_viewer_properties(&package_id)
+        .await
+        .map_err(failed_before_upload("set viewer properties"))?;
+
+    let remote = client
+        .list_channels(&package_id)
+        .await
+        .map_err(failed_before_upload("list channels"))?;
+    let matches =
+        match_channels(&channels, &remote).map_err(failed_before_upload("match channels"))?;
+    let mut node_ids = Vec::with_capacity(channels.len());
+    let (mut matched, mut created) = (0, 0);
+    for (local, remote_index) in channels.iter().zip(matches) {
+        let node_id = match remote_index {
+            Some(index) => {
+                matched += 1;
+                remote[index].id.clone()
+            }
+            None => {
+                let new_channel = NewChannel::from(&local.metadata);
+                let channel = client
+                    .create_channel(&package_id, &new_channel)
+                    .await
+                    .map_err(|source| Error::ChannelMetadata {
+                        path: local.metadata_path.clone(),
+                        problem: format!("cannot create channel {:?}: {source}", new_channel.name),
+                    })
+                    .map_err(failed_before_upload("create channels"))?;
+                created += 1;
+                channel.id
+            }
+        };
+        node_ids.push(node_id);
+    }
+
+    // Manifest: one fresh upload key per chunk, named after its channel's node id.
+    let mut uploads = Vec::with_capacity(all_files.len());
+    for (local, node_id) in channels.iter().zip(&node_ids) {
+        for chunk in &local.chunks {
+            uploads.push(Upload {
+                path: chunk.path.clone(),
+                size: chunk.size_bytes,
+                entry: ManifestEntry {
+                    upload_key: uuid::Uuid::new_v4().to_string(),
+                    file_path: chunk.name.with_node_id(node_id).to_string(),
+                },
+            });
+        }
+    }
+    let entries: Vec<ManifestEntry> = uploads.iter().map(|u| u.entry.clone()).collect();
+    let batches = manifest_batches(
+        &entries,
+        &run.uuid,
+        &package_id,
+        client.config().max_request_body_bytes,
+    );
+    let mut import_id = None;
+    for batch in batches {
+        match &import_id {
+            None => {
+                let id = client
+                    .create_import(&run.dataset_id, &run.uuid, &package_id, batch)
+                    .await
+                    .map_err(failed_before_upload("create import"))?;
+                import_id = Some(id);
+            }
+            Some(id) => client
+                .append_import_files(&run.dataset_id, id, batch)
+                .await
+                .map_err(failed_before_upload("append files to import"))?,
+        }
+    }
+    let Some(import_id) = import_id else {
+        // Unreachable: `entries` is non-empty, so there is at least one batch.
+        return Ok(ImportReport::empty(ImportStatus::NothingToImport, started));
+    };
+
+    let (files, bytes) = upload_all(client, &run.dataset_id, &import_id, &uploads, opts).await?;
+    Ok(ImportReport {
+        status: ImportStatus::Completed,
+        dataset_id: Some(run.dataset_id),
+        package_id: Some(package_id),
+        import_id: Some(import_id),
+        channels_matched: matched,
+        channels_created: created,
+        files,
+        bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+struct Upload {
+    path: PathBuf,
+    size: u64,
+    entry: ManifestEntry,
+}
+
+/// Uploads with bounded concurrency; the first file that fails for good stops the rest.
+async fn upload_all(
+    client: &Client,
+    dataset_id: &str,
+    import_id: &str,
+    uploads: &[Upload],
+    opts: &ImportOptions,
+) -> Result<(u64, u64)> {
+    let concurrency = client.config().upload_concurrency;
+    let mut done = vec![false; uploads.len()];
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut results = futures::stream::iter(uploads.iter().enumerate())
+        .map(|(index, upload)| async move {
+            let sent = client
+                .upload_file(
+                    dataset_id,
+                    import_id,
+                    &upload.entry.upload_key,
+                    &upload.path,
+                )
+                .await;
+            (index, sent)
+        })
+        .buffer_unordered(concurrency);
+    while let Some((index, sent)) = results.next().await {
+        match sent {
+            Ok(sent) => {
+                done[index] = true;
+                files += 1;
+                bytes += sent;
+                if let Some(progress) = &opts.on_progress {
+                    progress(files, bytes);
+                }
+            }
+            Err(error) => {
+                // Dropping the stream cancels the uploads in flight.
+                drop(results);
+                let not_uploaded = uploads
+                    .iter()
+                    .zip(&done)
+                    .filter(|(_, done)| !**done)
+                    .map(|(upload, _)| upload.path.clone())
+                    .collect();
+                return Err(Error::Import {
+                    step: "upload files",
+                    not_uploaded,
+                    source: Box::new(error),
+                });
+            }
+        }
+    }
+    debug_assert_eq!(bytes, uploads.iter().map(|u| u.size).sum::<u64>());
+    Ok((files, bytes))
+}
+
+/// Scans `dir`; any problem is an error listing them all.
+fn local_channels(dir: &Path) -> Result<Vec<LocalChannel>> {
+    let scan = scan_output_dir(dir).map_err(|source| Error::Scan {
+        dir: dir.to_owned(),
+        source,
+    })?;
+    if !scan.problems.is_empty() {
+        return Err(Error::OutputProblems {
+            dir: dir.to_owned(),
+            problems: scan.problems.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let mut channels = Vec::with_capacity(scan.channels.len());
+    for channel in scan.channels {
+        // Without problems every channel has valid metadata and chunks.
+        let (Some(metadata_path), Some(metadata)) = (channel.metadata_path, channel.metadata)
+        else {
+            continue;
+        };
+        channels.push(LocalChannel {
+            metadata_path,
+            metadata,
+            chunks: channel.chunks,
+        });
+    }
+    Ok(channels)
+}
+
+/// Contract §6: none -> none; one -> it; several -> the first `N:package:` id's parent.
+async fn select_target_package(client: &Client, package_ids: &[String]) -> Option<String> {
+    match package_ids {
+        [] => None,
+        [only] => Some(only.clone()),
+        several => {
+            let first = several.iter().find(|id| id.starts_with("N:package:"))?;
+            match client.package_parent(first).await {
+                Ok(Some(parent)) => Some(parent),
+                Ok(None) => {
+                    tracing::error!("package {first} has no parent (it sits at the dataset root)");
+                    None
+                }
+                Err(error) => {
+                    tracing::error!("cannot look up the parent of {first}: {error}");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// For each local channel, the index of the remote channel it reuses (contract §7): same name
+/// and type (case-insensitive) and rates within 2 %; the first unused match in response order.
+/// Each remote channel is used at most once (the reference could map two local channels onto one).
+fn match_channels(locals: &[LocalChannel], remote: &[RemoteChannel]) -> Result<Vec<Option<usize>>> {
+    let mut used = HashSet::new();
+    let mut matches = Vec::with_capacity(locals.len());
+    for local in locals {
+        let metadata = &local.metadata;
+        let problem = |problem: String| Error::ChannelMetadata {
+            path: local.metadata_path.clone(),
+            problem,
+        };
+        let local_type = metadata.channel_type.trim().to_uppercase();
+        if local_type != "CONTINUOUS" && local_type != "UNIT" {
+            return Err(problem(format!(
+                "channel type {:?} is neither CONTINUOUS nor UNIT",
+                metadata.channel_type
+            )));
+        }
+        if !(metadata.rate.is_finite() && metadata.rate > 0.0) {
+            return Err(problem(format!(
+                "rate {} is not a positive number",
+                metadata.rate
+            )));
+        }
+        let name = metadata.name.trim().to_lowercase();
+        let found = remote.iter().enumerate().position(|(index, r)| {
+            !used.contains(&index)
+                && r.name.trim().to_lowercase() == name
+                && r.channel_type.trim().to_uppercase() == local_type
+                && (1.0 - r.rate / metadata.rate).abs() < 0.02
+        });
+        if let Some(index) = found {
+            used.insert(index);
+        }
+        matches.push(found);
+    }
+    Ok(matches)
+}
+
+/// Splits the manifest so every request body, measured as the exact JSON sent, stays within
+/// `max_body_bytes` (a single oversized entry still goes alone). The first batch is the create
+/// body, the rest are append bodies.
+pub(crate) fn manifest_batches<'a>(
+    entries: &'a [ManifestEntry],
+    integration_id: &str,
+    package_id: &str,
+    max_body_bytes: usize,
+) -> Vec<&'a [ManifestEntry]> {
+    let create_overhead = create_import_body(integration_id, package_id, &[])
+        .to_string()
+        .len();
+    let append_overhead = serde_json::json!({ "files": [] }).to_string().len();
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut size = create_overhead;
+    for (index, entry) in entries.iter().enumerate() {
+        let cost = serde_json::to_string(entry).map_or(0, |text| text.len());
+        let separator = usize::from(index > start);
+        if index > start && size + separator + cost > max_body_bytes {
+            batches.push(&entries[start..index]);
+            start = index;
+            size = append_overhead + cost;
+        } else {
+            size += separator + cost;
+        }
+    }
+    if start < entries.len() {
+        batches.push(&entries[start..]);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn local(name: &str, channel_type: &str, rate: f64) -> LocalChannel {
+        let mut metadata = ChannelMetadata::continuous(name, "g", 0, 10, rate);
+        metadata.channel_type = channel_type.into();
+        LocalChannel {
+            metadata_path: PathBuf::from(format!("{name}.metadata.json")),
+            metadata,
+            chunks: Vec::new(),
+        }
+    }
+
+    fn remote(id: &str, name: &str, channel_type: &str, rate: f64) -> RemoteChannel {
+        RemoteChannel {
+            id: id.into(),
+            name: name.into(),
+            start: 0,
+            end: 10,
+            unit: "uV".into(),
+            rate,
+            channel_type: channel_type.into(),
+            group: None,
+        }
+    }
+
+    #[test]
+    fn channels_match_on_name_type_and_rate_within_two_percent() {
+        let remote = [
+            remote("r0", "Fp1", "continuous", 1000.0),
+            remote("r1", "FP2", "CONTINUOUS", 1019.9),
+            remote("r2", "Fp3", "CONTINUOUS", 1020.0),
+            remote("r3", "Fp4", "UNIT", 1000.0),
+        ];
+        let locals = [
+            local("fp1", "CONTINUOUS", 1000.0),
+            local("Fp2", "CONTINUOUS", 1000.0),
+            local("Fp3", "CONTINUOUS", 1000.0),
+            local("Fp4", "CONTINUOUS", 1000.0),
+        ];
+        assert_eq!(
+            match_channels(&locals, &remote).unwrap(),
+            [Some(0), Some(1), None, None],
+            "|1 - 1020/1000| = 0.02 is not < 0.02; UNIT != CONTINUOUS"
+        );
+    }
+
+    #[test]
+    fn each_remote_channel_is_used_once_first_in_response_order() {
+        let remote = [
+            remote("a", "X", "CONTINUOUS", 500.0),
+            remote("b", "x", "CONTINUOUS", 500.0),
+        ];
+        let locals = [
+            local("X", "CONTINUOUS", 500.0),
+            local("X", "CONTINUOUS", 500.0),
+            local("X", "CONTINUOUS", 500.0),
+        ];
+        assert_eq!(
+            match_channels(&locals, &remote).unwrap(),
+            [Some(0), Some(1), None]
+        );
+    }
+
+    #[test]
+    fn bad_local_type_or_rate_names_the_file() {
+        let error = match_channels(&[local("a", "SPIKES", 1.0)], &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "channel metadata a.metadata.json: channel type \"SPIKES\" is neither CONTINUOUS nor UNIT"
+        );
+        let error = match_channels(&[local("b", "unit", 0.0)], &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "channel metadata b.metadata.json: rate 0 is not a positive number"
+        );
+    }
+
+    fn entries(names: &[String]) -> Vec<ManifestEntry> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ManifestEntry {
+                upload_key: format!("00000000-0000-4000-8000-{i:012}"),
+                file_path: name.clone(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn batches_keep_order_and_respect_the_limit(
+            names in proptest::collection::vec("[a-zA-Z0-9:_.-]{0,120}", 1..200),
+            limit in 100usize..5000,
+        ) {
+            let entries = entries(&names);
+            let batches = manifest_batches(&entries, "run-uuid", "N:package:p", limit);
+            let flattened: Vec<&ManifestEntry> = batches.iter().flat_map(|b| b.iter()).collect();
+            prop_assert_eq!(flattened, entries.iter().collect::<Vec<_>>());
+            for (i, batch) in batches.iter().enumerate() {
+                prop_assert!(!batch.is_empty());
+                let body = if i == 0 {
+                    create_import_body("run-uuid", "N:package:p", batch).to_string()
+                } else {
+                    serde_json::json!({ "files": batch }).to_string()
+                };
+                prop_assert!(batch.len() == 1 || body.len() <= limit, "batch {} is {} bytes", i, body.len());
+                // Greedy: the next entry would not have fitted.
+                if let Some(next) = batches.get(i + 1) {
+                    let mut grown = batch.to_vec();
+                    grown.push(next[0].clone());
+                    let grown_body = if i == 0 {
+                        create_import_body("run-uuid", "N:package:p", &grown).to_string()
+                    } else {
+                        serde_json::json!({ "files": grown }).to_string()
+                    };
+                    prop_assert!(grown_body.len() > limit);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn typical_names_fill_a_default_batch() {
+        let name = "N:channel:0b4a1a5e-51ab-4d6e-9a53-4b5b3b1f6c77_1549968912000000_1549968926998750.bin.gz";
+        let entries = entries(&vec![name.to_owned(); 12_000]);
+        let batches = manifest_batches(&entries, "r", "p", 838_860);
+        // Worked out independently: each entry is 155 bytes of compact JSON plus a comma; the create
+        // body without files is 77 bytes, the append body 12: floor((838_860 - 77 + 1) / 156) = 5376
+        // and floor((838_860 - 12 + 1) / 156) = 5377.
+        assert_eq!(
+            batches.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [5376, 5377, 1247]
+        );
+    }
+}
