@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod docker;
+mod e2e;
 mod fixtures;
 mod util;
 
@@ -24,6 +25,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Convert the bundled sample (testdata/sample.nwb) and show what was written.
     Demo,
+    /// Release binary in container mode, importer on, against the fake Pennsieve; checks every upload.
+    E2e,
     /// Build the container image from docker/Dockerfile (needs a Docker engine).
     Docker {
         #[arg(long, default_value = "ts-processor:dev")]
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Task::Fixtures(args) => fixtures::run(&args),
         Task::Bench(args) => bench::run_bench(&args),
         Task::Demo => demo::run_demo(),
+        Task::E2e => e2e::run_e2e(),
         Task::Docker { tag } => docker::run_docker(&tag),
     }
 }

@@ -24,6 +24,7 @@ pub const ENV_KEYS: &[&str] = &[
     "PENNSIEVE_API_HOST2",
     "INTEGRATION_ID",
     "UPLOAD_CONCURRENCY",
+    "PENNSIEVE_COGNITO_ENDPOINT",
 ];
 
 pub const DEFAULT_API_HOST: &str = "https://api.pennsieve.net";
@@ -47,10 +48,11 @@ struct RawEnv {
     pennsieve_api_host2: Option<String>,
     integration_id: Option<String>,
     upload_concurrency: Option<String>,
+    pennsieve_cognito_endpoint: Option<String>,
 }
 
 /// Container mode's settings after validation.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContainerConfig {
     pub environment: String,
     pub input_dir: PathBuf,
@@ -58,88 +60,50 @@ pub struct ContainerConfig {
     pub chunk_size_mb: f64,
     pub compression_level: u32,
     pub importer_enabled: bool,
+    pub import: ImportSettings,
+}
+
+/// What the importer needs: credentials, hosts and the workflow run. Shared by container mode
+/// and `ts-processor import`.
+#[derive(Clone, PartialEq)]
+pub struct ImportSettings {
     pub api_key: Option<String>,
     pub api_secret: Option<String>,
     pub session_token: Option<String>,
     pub refresh_token: Option<String>,
     pub api_host: String,
     pub api_host2: String,
-    pub integration_id: String,
+    pub cognito_endpoint: Option<String>,
+    /// `None` when `INTEGRATION_ID` is unset; container mode then makes up a UUID (as the original).
+    pub integration_id: Option<String>,
     pub upload_concurrency: Option<usize>,
 }
 
 // Hand-written so that secrets never reach a log line through `{:?}`.
-impl std::fmt::Debug for ContainerConfig {
+impl std::fmt::Debug for ImportSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("ContainerConfig")
-            .field("environment", &self.environment)
-            .field("input_dir", &self.input_dir)
-            .field("output_dir", &self.output_dir)
-            .field("chunk_size_mb", &self.chunk_size_mb)
-            .field("compression_level", &self.compression_level)
-            .field("importer_enabled", &self.importer_enabled)
+        f.debug_struct("ImportSettings")
             .field("api_key", &self.api_key)
             .field("api_secret", &redact(&self.api_secret))
             .field("session_token", &redact(&self.session_token))
             .field("refresh_token", &redact(&self.refresh_token))
             .field("api_host", &self.api_host)
             .field("api_host2", &self.api_host2)
+            .field("cognito_endpoint", &self.cognito_endpoint)
             .field("integration_id", &self.integration_id)
             .field("upload_concurrency", &self.upload_concurrency)
             .finish()
     }
 }
 
-impl ContainerConfig {
-    /// Reads the process environment. Values are passed on as text (figment's `Env` provider
-    /// would turn `CHUNK_SIZE_MB=0.5` into a number), so every value is parsed in one place below.
+impl ImportSettings {
+    /// Reads the process environment (the same variables as container mode).
     pub fn from_env() -> Result<Self> {
-        Self::from_vars(
-            std::env::vars_os().filter_map(|(k, v)| {
-                Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))
-            }),
-        )
+        Self::from_raw(raw_from_vars(process_vars())?)
     }
 
-    /// Reads an explicit set of variables (tests, and callers that embed the processor).
-    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self> {
-        let map: BTreeMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| ENV_KEYS.contains(&k.as_ref()))
-            .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
-            .collect();
-        Self::from_figment(Figment::new().merge(Serialized::globals(map)))
-    }
-
-    fn from_figment(figment: Figment) -> Result<Self> {
-        let raw: RawEnv = figment
-            .extract()
-            .context("reading container settings from the environment")?;
-        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-
-        let environment = non_empty(raw.environment).unwrap_or_else(|| "local".to_owned());
-        let input_dir = non_empty(raw.input_dir)
-            .context("INPUT_DIR is not set: it must name the directory holding the .nwb file")?;
-        let output_dir = non_empty(raw.output_dir)
-            .context("OUTPUT_DIR is not set: it must name the directory to write chunks into")?;
-        let chunk_size_mb = match non_empty(raw.chunk_size_mb) {
-            None => 1.0,
-            Some(text) => parse_chunk_size_mb(&text).context("CHUNK_SIZE_MB")?,
-        };
-        let compression_level = match non_empty(raw.compression_level) {
-            None => 0,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(level) if level <= 9 => level,
-                _ => bail!("COMPRESSION_LEVEL={text:?} is not a gzip level (0 to 9)"),
-            },
-        };
-        let importer_enabled = match raw.importer_enabled {
-            Some(text) => is_truthy(&text),
-            None => environment != "local",
-        };
+    fn from_raw(raw: RawEnv) -> Result<Self> {
         let upload_concurrency = match non_empty(raw.upload_concurrency) {
             None => None,
             Some(text) => match text.trim().parse::<usize>() {
@@ -148,12 +112,6 @@ impl ContainerConfig {
             },
         };
         Ok(Self {
-            environment,
-            input_dir: PathBuf::from(input_dir),
-            output_dir: PathBuf::from(output_dir),
-            chunk_size_mb,
-            compression_level,
-            importer_enabled,
             api_key: non_empty(raw.pennsieve_api_key),
             api_secret: non_empty(raw.pennsieve_api_secret),
             session_token: non_empty(raw.session_token),
@@ -161,9 +119,83 @@ impl ContainerConfig {
             api_host: non_empty(raw.pennsieve_api_host).unwrap_or_else(|| DEFAULT_API_HOST.into()),
             api_host2: non_empty(raw.pennsieve_api_host2)
                 .unwrap_or_else(|| DEFAULT_API_HOST2.into()),
-            integration_id: non_empty(raw.integration_id)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            cognito_endpoint: non_empty(raw.pennsieve_cognito_endpoint),
+            integration_id: non_empty(raw.integration_id),
             upload_concurrency,
+        })
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// The process environment as text (non-UTF-8 values are converted lossily).
+fn process_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+}
+
+/// Values are passed on as text (figment's `Env` provider would turn `CHUNK_SIZE_MB=0.5` into a
+/// number), so every value is parsed in one place.
+fn raw_from_vars<K: AsRef<str>, V: Into<String>>(
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Result<RawEnv> {
+    let map: BTreeMap<String, String> = vars
+        .into_iter()
+        .filter(|(k, _)| ENV_KEYS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+        .collect();
+    Figment::new()
+        .merge(Serialized::globals(map))
+        .extract()
+        .context("reading container settings from the environment")
+}
+
+impl ContainerConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(process_vars())
+    }
+
+    /// Reads an explicit set of variables (tests, and callers that embed the processor).
+    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let mut raw = raw_from_vars(vars)?;
+        let environment = non_empty(raw.environment.take()).unwrap_or_else(|| "local".to_owned());
+        let input_dir = non_empty(raw.input_dir.take())
+            .context("INPUT_DIR is not set: it must name the directory holding the .nwb file")?;
+        let output_dir = non_empty(raw.output_dir.take())
+            .context("OUTPUT_DIR is not set: it must name the directory to write chunks into")?;
+        let chunk_size_mb = match non_empty(raw.chunk_size_mb.take()) {
+            None => 1.0,
+            Some(text) => parse_chunk_size_mb(&text).context("CHUNK_SIZE_MB")?,
+        };
+        let compression_level = match non_empty(raw.compression_level.take()) {
+            None => 0,
+            Some(text) => match text.trim().parse::<u32>() {
+                Ok(level) if level <= 9 => level,
+                _ => bail!("COMPRESSION_LEVEL={text:?} is not a gzip level (0 to 9)"),
+            },
+        };
+        let importer_enabled = match raw.importer_enabled.take() {
+            Some(text) => is_truthy(&text),
+            None => environment != "local",
+        };
+        let mut import = ImportSettings::from_raw(raw)?;
+        // The original makes up a run id when none is given; so do we.
+        import
+            .integration_id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+        Ok(Self {
+            environment,
+            input_dir: PathBuf::from(input_dir),
+            output_dir: PathBuf::from(output_dir),
+            chunk_size_mb,
+            compression_level,
+            importer_enabled,
+            import,
         })
     }
 }
@@ -208,9 +240,11 @@ mod tests {
         assert_eq!(c.chunk_size_mb, 1.0);
         assert_eq!(c.compression_level, 0);
         assert!(!c.importer_enabled, "local defaults to no import");
-        assert_eq!(c.api_host, DEFAULT_API_HOST);
-        assert_eq!(c.api_host2, DEFAULT_API_HOST2);
-        assert!(uuid::Uuid::parse_str(&c.integration_id).is_ok());
+        assert_eq!(c.import.api_host, DEFAULT_API_HOST);
+        assert_eq!(c.import.api_host2, DEFAULT_API_HOST2);
+        assert_eq!(c.import.cognito_endpoint, None);
+        let run = c.import.integration_id.as_deref().unwrap();
+        assert!(uuid::Uuid::parse_str(run).is_ok(), "{run}");
     }
 
     #[test]
@@ -257,6 +291,30 @@ mod tests {
         assert!(format!("{err:#}").contains("INPUT_DIR"), "{err:#}");
         let err = ContainerConfig::from_vars([("INPUT_DIR", "/in")]).unwrap_err();
         assert!(format!("{err:#}").contains("OUTPUT_DIR"), "{err:#}");
+    }
+
+    #[test]
+    fn import_settings_are_read() {
+        let mut vars = base();
+        vars.extend([
+            ("PENNSIEVE_API_HOST", "http://127.0.0.1:1"),
+            ("PENNSIEVE_API_HOST2", "http://127.0.0.1:2"),
+            ("PENNSIEVE_COGNITO_ENDPOINT", "http://127.0.0.1:3"),
+            ("INTEGRATION_ID", "run-1"),
+            ("UPLOAD_CONCURRENCY", "3"),
+            ("PENNSIEVE_API_KEY", "key"),
+        ]);
+        let c = ContainerConfig::from_vars(vars).unwrap().import;
+        assert_eq!(c.api_host, "http://127.0.0.1:1");
+        assert_eq!(c.api_host2, "http://127.0.0.1:2");
+        assert_eq!(c.cognito_endpoint.as_deref(), Some("http://127.0.0.1:3"));
+        assert_eq!(c.integration_id.as_deref(), Some("run-1"));
+        assert_eq!(c.upload_concurrency, Some(3));
+        assert_eq!(c.api_key.as_deref(), Some("key"));
+        let mut vars = base();
+        vars.push(("UPLOAD_CONCURRENCY", "0"));
+        let err = ContainerConfig::from_vars(vars).unwrap_err();
+        assert!(format!("{err:#}").contains("UPLOAD_CONCURRENCY"), "{err:#}");
     }
 
     #[test]

@@ -1,27 +1,125 @@
-//! Importing converted files into Pennsieve (the work is in `pennsieve-client`).
+//! Importing converted files into Pennsieve. The workflow lives in `pennsieve-client`; this module
+//! turns settings into a client, runs it on a tokio runtime and decides the exit status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use pennsieve_client::{
+    Client, Config, Credentials, ImportOptions, ImportReport, ImportStatus, import_directory,
+};
+use tracing::{error, info};
 
-use crate::config::ContainerConfig;
+use crate::config::{ContainerConfig, ImportSettings};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
     /// Directory of chunk and metadata files written by `convert`.
     pub dir: PathBuf,
+    /// The workflow run to import into.
+    #[arg(long, env = "INTEGRATION_ID")]
+    pub integration_id: String,
 }
 
 pub fn run_from_container(config: &ContainerConfig) -> Result<()> {
-    bail!(
-        "import of {} requested, but the importer is not wired in yet",
-        config.output_dir.display()
-    )
+    run(&config.output_dir, &config.import)
 }
 
 pub fn run_from_cli(args: &ImportArgs) -> Result<()> {
-    bail!(
-        "import of {} : the importer is not wired in yet",
-        args.dir.display()
+    let mut settings = ImportSettings::from_env()?;
+    settings.integration_id = Some(args.integration_id.clone());
+    run(&args.dir, &settings)
+}
+
+fn run(dir: &Path, settings: &ImportSettings) -> Result<()> {
+    let integration_id = settings
+        .integration_id
+        .clone()
+        .context("INTEGRATION_ID is not set: it must name the workflow run to import into")?;
+    let credentials = Credentials::from_parts(
+        settings.session_token.clone(),
+        settings.refresh_token.clone(),
+        settings.api_key.clone(),
+        settings.api_secret.clone(),
     )
+    .context(
+        "no Pennsieve credentials: set SESSION_TOKEN (and REFRESH_TOKEN), \
+         or PENNSIEVE_API_KEY and PENNSIEVE_API_SECRET",
+    )?;
+    let mut config = Config::with_hosts(&settings.api_host, &settings.api_host2);
+    config.cognito_endpoint = settings.cognito_endpoint.clone();
+    if let Some(n) = settings.upload_concurrency {
+        config.upload_concurrency = n;
+    }
+    let client = Client::new(config, credentials).context("setting up the Pennsieve client")?;
+
+    let mut options = ImportOptions::new(integration_id.clone());
+    options.on_progress = Some(upload_progress());
+    info!(run = %integration_id, dir = %dir.display(), "importing into Pennsieve");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime
+        .block_on(import_directory(&client, dir, &options))
+        .with_context(|| format!("import of {} into run {integration_id}", dir.display()))?;
+    finish(dir, &integration_id, &report)
+}
+
+/// Logs the outcome; a run with no usable target package is an error (the original only logged it
+/// and exited 0, so a workflow step that imported nothing looked successful).
+fn finish(dir: &Path, integration_id: &str, report: &ImportReport) -> Result<()> {
+    match &report.status {
+        ImportStatus::Completed => {
+            let secs = report.elapsed.as_secs_f64();
+            info!(
+                dataset = report.dataset_id.as_deref().unwrap_or("?"),
+                package = report.package_id.as_deref().unwrap_or("?"),
+                import = report.import_id.as_deref().unwrap_or("?"),
+                "imported {} files ({:.1} MiB) in {secs:.1} s, {:.0} files/s; channels: {} matched, {} created",
+                report.files,
+                report.bytes as f64 / 1_048_576.0,
+                report.files as f64 / secs.max(1e-9),
+                report.channels_matched,
+                report.channels_created,
+            );
+            Ok(())
+        }
+        ImportStatus::NothingToImport => {
+            info!(
+                "nothing to import: {} holds no channel metadata or no chunk files",
+                dir.display()
+            );
+            Ok(())
+        }
+        ImportStatus::NoTargetPackage { package_ids } => {
+            error!(?package_ids, "no target package");
+            bail!(
+                "import of {} into run {integration_id}: the run names no usable target package \
+                 (package ids: {}); nothing was uploaded",
+                dir.display(),
+                if package_ids.is_empty() {
+                    "none".to_owned()
+                } else {
+                    package_ids.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// Upload progress as log lines: every 100 files up to 1,000, then every 1,000.
+fn upload_progress() -> pennsieve_client::ProgressFn {
+    let logged = Arc::new(AtomicU64::new(0));
+    Arc::new(move |files: u64, bytes: u64| {
+        let step = if files < 1_000 { 100 } else { 1_000 };
+        if files % step == 0 && logged.fetch_max(files, Ordering::Relaxed) < files {
+            info!(
+                "uploaded {files} files ({:.1} MiB)",
+                bytes as f64 / 1_048_576.0
+            );
+        }
+    })
 }
