@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Do not run the Python baseline even if pynwb is available.
     #[arg(long)]
     no_python: bool,
+    /// Only write the missing inputs (run as a child process, see `run_bench`).
+    #[arg(long, hide = true)]
+    generate_only: bool,
 }
 
 struct Input {
@@ -52,11 +55,35 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     let dir = target_dir().join("xtask").join("bench-inputs");
     fs::create_dir_all(&dir)?;
     let wanted = |k: &str| args.only.is_empty() || args.only.iter().any(|o| o == k);
-    let mut inputs = Vec::new();
-    for key in ["a", "b", "c"] {
-        if wanted(key) {
-            inputs.push(ensure_input(&dir, key, args.shrink.max(1))?);
+    let inputs: Vec<Input> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|k| wanted(k))
+        .map(|key| input_spec(&dir, key, args.shrink.max(1)))
+        .collect();
+    let missing: Vec<&Input> = inputs.iter().filter(|i| !i.path.exists()).collect();
+    if args.generate_only {
+        for input in missing {
+            eprintln!("generating {} ...", input.path.display());
+            let tmp = input.path.with_extension("nwb.tmp");
+            write_input(&tmp, input.key, input.raw_bytes)?;
+            fs::rename(&tmp, &input.path)?;
         }
+        return Ok(());
+    }
+    if !missing.is_empty() {
+        // Generate in a child: a child's peak RSS (wait4) starts from its parent's resident size
+        // at fork, so this process must stay small while it measures.
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args([
+            "bench",
+            "--generate-only",
+            "--shrink",
+            &args.shrink.max(1).to_string(),
+        ]);
+        for input in &missing {
+            cmd.args(["--only", input.key]);
+        }
+        crate::util::run(&mut cmd)?;
     }
     let bin = build_processor(true)?;
     let python = if args.no_python {
@@ -297,8 +324,9 @@ fn python_with_pynwb() -> Option<PathBuf> {
     })
 }
 
-/// Generates one benchmark input unless a file of the same name (which encodes the size) exists.
-fn ensure_input(dir: &Path, key: &'static str, shrink: u64) -> Result<Input> {
+/// Where input `key` lives and what it is (`run_bench` generates it when missing; the name
+/// encodes the size).
+fn input_spec(dir: &Path, key: &'static str, shrink: u64) -> Input {
     let gib = 1u64 << 30;
     let (what, raw_bytes) = match key {
         "a" => ("float64 2 ch contiguous, rate", gib / shrink),
@@ -308,19 +336,12 @@ fn ensure_input(dir: &Path, key: &'static str, shrink: u64) -> Result<Input> {
         ),
         _ => ("int16 384 ch timestamps with gaps", gib / 2 / shrink),
     };
-    let path = dir.join(format!("{key}-{}MiB.nwb", raw_bytes >> 20));
-    if !path.exists() {
-        eprintln!("generating {} ...", path.display());
-        let tmp = path.with_extension("nwb.tmp");
-        write_input(&tmp, key, raw_bytes)?;
-        fs::rename(&tmp, &path)?;
-    }
-    Ok(Input {
+    Input {
         key,
         what,
-        path,
+        path: dir.join(format!("{key}-{}MiB.nwb", raw_bytes >> 20)),
         raw_bytes,
-    })
+    }
 }
 
 /// A deterministic, compressible-like-real-data signal: a slow wave per channel plus noise.

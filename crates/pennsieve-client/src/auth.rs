@@ -1,16 +1,22 @@
-//! Cognito login and session renewal (no AWS SDK: `InitiateAuth` needs no AWS credentials, so it
-//! is one JSON 1.1 POST).
+//! Cognito login and session renewal with `aws-sdk-cognitoidentityprovider` (`InitiateAuth` is
+//! unauthenticated: the SDK client has no credentials provider and sends unsigned requests).
 //!
 //! One renewal at a time: requests remember the generation of the token they used; after a 401/403
 //! they ask for a renewal of that generation, and only the first such caller talks to Cognito —
 //! the others wait on the lock and then get the token it obtained.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
 
+use aws_sdk_cognitoidentityprovider as cognito;
 use base64::Engine;
+use cognito::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use cognito::operation::initiate_auth::InitiateAuthError;
+use cognito::types::AuthFlowType;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
+use tracing::instrument::WithSubscriber;
 
 use crate::config::{Config, Credentials};
 use crate::error::{Error, Result};
@@ -75,6 +81,7 @@ pub(crate) struct Auth {
     cognito: OnceCell<CognitoConfig>,
     session: RwLock<Session>,
     renew_lock: Mutex<()>,
+    clients: CognitoClients,
 }
 
 /// A token and the generation it belongs to.
@@ -99,6 +106,7 @@ impl Auth {
                 failed: None,
             }),
             renew_lock: Mutex::new(()),
+            clients: CognitoClients::default(),
         }
     }
 
@@ -210,7 +218,7 @@ impl Auth {
             (Credentials::SessionToken { .. }, None) => Err(Error::NoRefreshToken),
             (Credentials::SessionToken { .. }, Some(refresh)) => {
                 refresh_session(
-                    http,
+                    &self.clients,
                     config,
                     cognito,
                     Pool::User,
@@ -222,7 +230,7 @@ impl Auth {
             (Credentials::ApiKey { key, secret }, refresh) => {
                 if let Some(refresh) = refresh {
                     match refresh_session(
-                        http,
+                        &self.clients,
                         config,
                         cognito,
                         Pool::Token,
@@ -235,18 +243,17 @@ impl Auth {
                         Err(error) => tracing::warn!("refresh failed, logging in again: {error}"),
                     }
                 }
-                let body = json!({
-                    "AuthFlow": "USER_PASSWORD_AUTH",
-                    "ClientId": cognito.pool(Pool::Token).app_client_id,
-                    "AuthParameters": {"USERNAME": key, "PASSWORD": secret},
-                });
+                let parameters = HashMap::from([
+                    ("USERNAME".to_owned(), key.clone()),
+                    ("PASSWORD".to_owned(), secret.clone()),
+                ]);
                 initiate_auth(
-                    http,
+                    &self.clients,
                     config,
                     cognito,
                     Pool::Token,
-                    "USER_PASSWORD_AUTH",
-                    &body,
+                    AuthFlowType::UserPasswordAuth,
+                    parameters,
                 )
                 .await
             }
@@ -255,23 +262,26 @@ impl Auth {
 }
 
 async fn refresh_session(
-    http: &reqwest::Client,
+    clients: &CognitoClients,
     config: &Config,
     cognito: &CognitoConfig,
     pool: Pool,
     refresh_token: &str,
     current_access_token: Option<&str>,
 ) -> Result<Tokens> {
-    let mut parameters = json!({ "REFRESH_TOKEN": refresh_token });
+    let mut parameters = HashMap::from([("REFRESH_TOKEN".to_owned(), refresh_token.to_owned())]);
     if let Some(device_key) = current_access_token.and_then(device_key) {
-        parameters["DEVICE_KEY"] = Value::String(device_key);
+        parameters.insert("DEVICE_KEY".to_owned(), device_key);
     }
-    let body = json!({
-        "AuthFlow": "REFRESH_TOKEN_AUTH",
-        "ClientId": cognito.pool(pool).app_client_id,
-        "AuthParameters": parameters,
-    });
-    initiate_auth(http, config, cognito, pool, "REFRESH_TOKEN_AUTH", &body).await
+    initiate_auth(
+        clients,
+        config,
+        cognito,
+        pool,
+        AuthFlowType::RefreshTokenAuth,
+        parameters,
+    )
+    .await
 }
 
 /// The `device_key` claim of a JWT access token, read without verification; `None` on any
@@ -292,109 +302,167 @@ struct Tokens {
     refresh_token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct InitiateAuthResponse {
-    #[serde(rename = "AuthenticationResult")]
-    result: Option<AuthenticationResult>,
+/// SDK clients, one per (region, endpoint override): each holds its own connection pool.
+#[derive(Default)]
+struct CognitoClients(StdMutex<Vec<(CognitoTarget, cognito::Client)>>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct CognitoTarget {
+    region: String,
+    endpoint: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct AuthenticationResult {
-    #[serde(rename = "AccessToken")]
-    access_token: String,
-    #[serde(rename = "RefreshToken", default)]
-    refresh_token: Option<String>,
+impl CognitoClients {
+    fn get(&self, config: &Config, target: CognitoTarget) -> cognito::Client {
+        let mut clients = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == target) {
+            return client.clone();
+        }
+        let client = cognito_client(config, &target);
+        clients.push((target, client.clone()));
+        client
+    }
 }
 
-#[derive(Deserialize)]
-struct CognitoError {
-    #[serde(rename = "__type", default)]
-    kind: Option<String>,
-    #[serde(default, alias = "Message")]
-    message: Option<String>,
+/// An SDK client without a credentials provider: `InitiateAuth` is modelled as unauthenticated,
+/// so requests go unsigned and nothing is looked up in the environment or IMDS.
+fn cognito_client(config: &Config, target: &CognitoTarget) -> cognito::Client {
+    use cognito::config::retry::{RetryConfig, RetryPartition};
+    use cognito::config::timeout::TimeoutConfig;
+    use cognito::config::{BehaviorVersion, Region};
+
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    // Standard mode: transient errors (I/O, timeouts, HTTP 500/502/503/504, throttling codes)
+    // are retried with full-jitter exponential back-off, as our other calls.
+    let retry = RetryConfig::standard()
+        .with_max_attempts(config.retry.max_attempts)
+        .with_initial_backoff(config.retry.base_delay)
+        .with_max_backoff(config.retry.max_delay);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.connect_timeout)
+        .operation_attempt_timeout(config.request_timeout)
+        .build();
+    // The retry quota (token bucket) is process-wide per partition: one per target.
+    let partition = format!(
+        "pennsieve-cognito-{}-{}",
+        target.region,
+        target.endpoint.as_deref().unwrap_or("default")
+    );
+    let mut builder = cognito::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(target.region.clone()))
+        .http_client(http_client)
+        .retry_config(retry)
+        .retry_partition(RetryPartition::new(partition))
+        .timeout_config(timeouts);
+    if let Some(endpoint) = &target.endpoint {
+        builder = builder.endpoint_url(endpoint.clone());
+    }
+    cognito::Client::from_conf(builder.build())
 }
 
 async fn initiate_auth(
-    http: &reqwest::Client,
+    clients: &CognitoClients,
     config: &Config,
     cognito: &CognitoConfig,
     pool: Pool,
-    flow: &'static str,
-    body: &Value,
+    flow: AuthFlowType,
+    parameters: HashMap<String, String>,
 ) -> Result<Tokens> {
-    let endpoint = match &config.cognito_endpoint {
+    let target = CognitoTarget {
+        region: cognito.region(pool).to_owned(),
+        endpoint: config.cognito_endpoint.clone(),
+    };
+    let endpoint = match &target.endpoint {
         Some(url) => url.clone(),
-        None => format!(
-            "https://cognito-idp.{}.amazonaws.com/",
-            cognito.region(pool)
-        ),
+        None => format!("https://cognito-idp.{}.amazonaws.com/", target.region),
+    };
+    let flow_name = match flow {
+        AuthFlowType::RefreshTokenAuth => "REFRESH_TOKEN_AUTH",
+        _ => "USER_PASSWORD_AUTH",
     };
     let failed = |kind: String, message: String| Error::Cognito {
-        flow,
+        flow: flow_name,
         endpoint: endpoint.clone(),
         kind,
         message,
     };
-    let mut attempt = 1;
-    let (status, bytes) = loop {
-        let sent = http
-            .post(&endpoint)
-            .header(
-                "X-Amz-Target",
-                "AWSCognitoIdentityProviderService.InitiateAuth",
-            )
-            .header(reqwest::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-            .timeout(config.request_timeout)
-            .body(body.to_string())
-            .send()
-            .await;
-        let outcome = match sent {
-            Ok(response) => {
-                let status = response.status();
-                match response.bytes().await {
-                    Ok(bytes) => Ok((status, bytes)),
-                    Err(e) => Err(crate::http::error_chain(e)),
-                }
-            }
-            Err(e) => Err(crate::http::error_chain(e)),
-        };
-        let transient = match &outcome {
-            Ok((status, _)) => status.as_u16() == 429 || status.is_server_error(),
-            Err(_) => true,
-        };
-        if transient && attempt < config.retry.max_attempts {
-            tokio::time::sleep(config.retry.backoff(attempt)).await;
-            attempt += 1;
-            continue;
-        }
-        match outcome {
-            Ok(done) => break done,
-            Err(message) => return Err(failed("transport error".into(), message)),
-        }
-    };
-    if !status.is_success() {
-        let parsed: Option<CognitoError> = serde_json::from_slice(&bytes).ok();
-        let kind = parsed
-            .as_ref()
-            .and_then(|e| e.kind.clone())
-            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-        let message = parsed
-            .and_then(|e| e.message)
-            .unwrap_or_else(|| body_snippet(&bytes));
-        return Err(failed(kind, message));
-    }
-    let parsed: InitiateAuthResponse = serde_json::from_slice(&bytes)
-        .map_err(|e| failed("unexpected response".into(), e.to_string()))?;
-    let result = parsed.result.ok_or_else(|| {
+    let client = clients.get(config, target);
+    let sent = client
+        .initiate_auth()
+        .auth_flow(flow)
+        .client_id(cognito.pool(pool).app_client_id.clone())
+        .set_auth_parameters(Some(parameters))
+        .send()
+        // The SDK traces requests and responses at TRACE level, response bodies (tokens) included
+        // when `LOG_SENSITIVE_BODIES=true`: it logs nothing while this call runs.
+        .with_subscriber(tracing::subscriber::NoSubscriber::default())
+        .await;
+    let output = sent.map_err(|error| {
+        let (kind, message) = describe_sdk_error(&error);
+        failed(kind, message)
+    })?;
+    let result = output.authentication_result.ok_or_else(|| {
         failed(
             "unexpected response".into(),
             "no AuthenticationResult (a challenge is not supported)".into(),
         )
     })?;
+    let access_token = result
+        .access_token
+        .ok_or_else(|| failed("unexpected response".into(), "no AccessToken".into()))?;
     Ok(Tokens {
-        access_token: result.access_token,
+        access_token,
         refresh_token: result.refresh_token,
     })
+}
+
+/// (kind, message) of a failed call: Cognito's error code (or `HTTP <status>` when the body
+/// names none) and message, or "transport error" and the error chain.
+fn describe_sdk_error(error: &SdkError<InitiateAuthError>) -> (String, String) {
+    match error {
+        SdkError::ServiceError(service) => {
+            let raw = service.raw();
+            let body = raw.body().bytes().unwrap_or_default();
+            // Errors without a code (a bare 5xx) reach us as "unhandled", without the message:
+            // read the body as the service would have written it.
+            let parsed = serde_json::from_slice::<Value>(body).unwrap_or_default();
+            let field = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|name| parsed.get(*name)?.as_str().map(str::to_owned))
+            };
+            let kind = service
+                .err()
+                .code()
+                .map(str::to_owned)
+                .or_else(|| field(&["__type"]))
+                .unwrap_or_else(|| format!("HTTP {}", raw.status().as_u16()));
+            let message = service
+                .err()
+                .message()
+                .map(str::to_owned)
+                .or_else(|| field(&["message", "Message"]))
+                .unwrap_or_else(|| body_snippet(body));
+            (kind, message)
+        }
+        SdkError::ResponseError(response) => (
+            format!("HTTP {}", response.raw().status().as_u16()),
+            format!("unreadable response: {}", DisplayErrorContext(error)),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            "invalid request".into(),
+            DisplayErrorContext(error).to_string(),
+        ),
+        _ => (
+            "transport error".into(),
+            DisplayErrorContext(error).to_string(),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,13 @@ impl Config {
                 )));
             }
         }
+        if let Some(url) = &self.cognito_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::InvalidConfig(format!(
+                    "cognito endpoint {url:?} must start with http:// or https://"
+                )));
+            }
+        }
         if self.upload_concurrency == 0 {
             return Err(Error::InvalidConfig(
                 "upload concurrency must be at least 1".into(),

@@ -2,8 +2,11 @@
 //! import workflow itself ([`import_directory`]).
 //!
 //! - Authentication: a Cognito session token (renewed with its refresh token) or an API
-//!   key/secret (token-pool login), see [`Credentials`]. Renewals are single-flight: many
-//!   concurrent requests that hit an expired token cause one Cognito call.
+//!   key/secret (token-pool login), see [`Credentials`]. Cognito `InitiateAuth` goes through
+//!   `aws-sdk-cognitoidentityprovider` (unsigned: no AWS credentials are needed or looked up;
+//!   TLS is rustls with `ring`), with the SDK's standard retries configured from
+//!   [`RetryPolicy`] and [`Config::cognito_endpoint`] as endpoint override. Renewals are
+//!   single-flight: many concurrent requests that hit an expired token cause one Cognito call.
 //! - Every request has a timeout; idempotent calls and uploads are retried with exponential
 //!   back-off and full jitter on transient failures ([`RetryPolicy`]).
 //! - Uploads stream files from disk with `Content-Length`, with bounded concurrency over one

@@ -297,3 +297,59 @@ fn fake_session_tokens_carry_the_device_key_claim() {
         assert_eq!(claims["device_key"], "us-east-1_fake-device");
     });
 }
+
+#[tokio::test]
+async fn cognito_5xx_is_retried_up_to_max_attempts() {
+    let fake = fake(FakeConfig {
+        fail_first: vec![(FakeRoute::InitiateAuth, 10)],
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut config = fake.client_config();
+    config.retry.max_attempts = 3;
+    let client = Client::new(config, fake.api_key_credentials()).unwrap();
+    let error = client.authenticate().await.unwrap_err();
+    let Error::Cognito {
+        flow,
+        endpoint,
+        kind,
+        message,
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*flow, "USER_PASSWORD_AUTH");
+    assert_eq!(*endpoint, fake.cognito_url());
+    // The fake's 503 body has no `__type`: the status stands in for the error code.
+    assert_eq!(kind, "HTTP 503");
+    assert_eq!(message, "injected failure");
+    // The SDK's standard retry mode, configured from `RetryPolicy::max_attempts`.
+    assert_eq!(fake.state().count(FakeRoute::InitiateAuth), 3);
+}
+
+#[tokio::test]
+async fn unreachable_cognito_is_a_transport_error_without_secrets() {
+    let fake = fake(FakeConfig::default()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/cognito/", closed.local_addr().unwrap());
+    drop(closed);
+    let mut config = fake.client_config();
+    config.cognito_endpoint = Some(endpoint.clone());
+    config.retry.max_attempts = 2;
+    let secret = "s3cret-that-must-not-show";
+    let client = Client::new(
+        config,
+        Credentials::ApiKey {
+            key: "fake-api-key".into(),
+            secret: secret.into(),
+        },
+    )
+    .unwrap();
+    let error = client.authenticate().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Cognito { kind, endpoint: e, .. } if kind == "transport error" && *e == endpoint),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains(secret), "{error}");
+    assert!(!format!("{error:?}").contains(secret), "{error:?}");
+}
