@@ -12,8 +12,8 @@ use crate::atomic::TempFile;
 use crate::error::{Error, Result, io_err};
 use crate::name::ChunkName;
 
-/// Samples encoded per step of [`ChunkFile::append`], so its buffer stays small (64 KiB).
-const APPEND_STEP_SAMPLES: usize = 8192;
+/// Samples encoded per step of [`ChunkFile::append`], so its buffer stays small (16 KiB).
+const APPEND_STEP_SAMPLES: usize = 2048;
 
 /// Appends `samples` to `out` as big-endian IEEE-754 float64 (8 bytes each, bit-exact: NaN payloads,
 /// -0.0 and subnormals are kept).
@@ -142,7 +142,7 @@ impl ChunkWriter {
         let (temp, file) = TempFile::create(dir, &name.to_string())?;
         Ok(ChunkFile {
             encoder: GzEncoder::new(
-                std::io::BufWriter::with_capacity(64 * 1024, file),
+                std::io::BufWriter::with_capacity(32 * 1024, file),
                 self.level,
             ),
             raw: Vec::with_capacity(APPEND_STEP_SAMPLES * 8),

@@ -323,6 +323,8 @@ fn convert_series(
         let workspaces = &workspaces;
         let worker = scope.spawn(move || -> Result<()> {
             for (block_start, block) in rx {
+                // Every channel is scaled separately: make each one contiguous first.
+                let block = block.into_channel_major();
                 pool.install(|| {
                     sinks.par_iter_mut().try_for_each(|sink| {
                         let slot = rayon::current_thread_index().unwrap_or(0) % workspaces.len();
