@@ -323,8 +323,13 @@ fn convert_series(
         let workspaces = &workspaces;
         let worker = scope.spawn(move || -> Result<()> {
             for (block_start, block) in rx {
-                // Every channel is scaled separately: make each one contiguous first.
-                let block = block.into_channel_major();
+                // Every channel is scaled separately: with many channels, make each one
+                // contiguous first (one pass over the block instead of one per channel).
+                let block = if block.channels() > TRANSPOSE_ABOVE_CHANNELS {
+                    block.into_channel_major()
+                } else {
+                    block
+                };
                 pool.install(|| {
                     sinks.par_iter_mut().try_for_each(|sink| {
                         let slot = rayon::current_thread_index().unwrap_or(0) % workspaces.len();
@@ -432,6 +437,10 @@ impl Workspace {
         }
     }
 }
+
+/// Up to this many channels, scaling straight from the row-major block costs no more memory
+/// traffic than transposing it first.
+const TRANSPOSE_ABOVE_CHANNELS: usize = 4;
 
 /// Rows scaled at a time when a chunk file is streamed.
 const STREAM_PIECE: usize = 8192;
