@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use ndarray::{ArrayD, IxDyn};
-use pennsieve_client::fake::{FakeConfig, FakePennsieve, FakeState, ids};
+use pennsieve_client::fake::{CreatedChannel, FakeConfig, FakePennsieve, FakeState, ids};
 use ts_chunk_format::{ChannelRef, ChunkName, OutputScan, scan_output_dir};
 
 use crate::fixtures::builder::{ElectrodesTable, Header, NwbBuilder, Samples, SeriesSpec, Time};
@@ -145,15 +145,13 @@ fn verify(scan: &OutputScan, state: &FakeState) -> Result<usize> {
     );
 
     // Created channels by name.
-    let mut node_by_name: HashMap<String, String> = HashMap::new();
+    let mut created_by_name: HashMap<&str, &CreatedChannel> = HashMap::new();
     for created in &state.created_channels {
         let name = created.request["name"]
             .as_str()
             .context("created channel has no name")?;
         ensure!(
-            node_by_name
-                .insert(name.to_owned(), created.id.clone())
-                .is_none(),
+            created_by_name.insert(name, created).is_none(),
             "channel {name:?} created twice"
         );
     }
@@ -203,14 +201,10 @@ fn verify(scan: &OutputScan, state: &FakeState) -> Result<usize> {
             .metadata
             .as_ref()
             .context("channel without metadata")?;
-        let node = node_by_name
-            .get(&meta.name)
+        let created = created_by_name
+            .get(meta.name.as_str())
             .with_context(|| format!("no channel created for local channel {:?}", meta.name))?;
-        let created = state
-            .created_channels
-            .iter()
-            .find(|c| &c.id == node)
-            .context("created channel vanished")?;
+        let node = &created.id;
         ensure!(
             created.request["rate"].as_f64() == Some(meta.rate),
             "channel {:?}: created with rate {}, local rate {}",

@@ -80,13 +80,7 @@ async fn non_idempotent_calls_are_not_retried_and_every_file_is_reported() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let written = write_output(dir.path(), &one_channel());
-    let error = import_directory(
-        &session_client(&fake),
-        dir.path(),
-        &ImportOptions::new(ids::RUN),
-    )
-    .await
-    .unwrap_err();
+    let error = import_default_run(&fake, dir.path()).await.unwrap_err();
     let Error::Import {
         step,
         not_uploaded,

@@ -314,13 +314,7 @@ async fn an_empty_directory_sends_nothing() {
     let fake = fake(FakeConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("unrelated.txt"), "x").unwrap();
-    let report = import_directory(
-        &session_client(&fake),
-        dir.path(),
-        &ImportOptions::new(ids::RUN),
-    )
-    .await
-    .unwrap();
+    let report = import_default_run(&fake, dir.path()).await.unwrap();
     assert_eq!(report.status, ImportStatus::NothingToImport);
     assert_eq!(fake.state().requests.len(), 0);
 }
@@ -332,13 +326,7 @@ async fn directory_problems_are_listed_and_nothing_is_sent() {
     write_output(dir.path(), &specs()[..1]);
     std::fs::write(dir.path().join("channel-00007_5_9.bin.gz"), "orphan").unwrap();
     std::fs::write(dir.path().join("channel-00008.metadata.json"), "{not json").unwrap();
-    let error = import_directory(
-        &session_client(&fake),
-        dir.path(),
-        &ImportOptions::new(ids::RUN),
-    )
-    .await
-    .unwrap_err();
+    let error = import_default_run(&fake, dir.path()).await.unwrap_err();
     let Error::OutputProblems { problems, .. } = &error else {
         panic!("{error:?}")
     };
@@ -412,13 +400,7 @@ async fn blank_channel_names_fail_naming_the_metadata_file_and_every_file() {
             },
         ],
     );
-    let error = import_directory(
-        &session_client(&fake),
-        dir.path(),
-        &ImportOptions::new(ids::RUN),
-    )
-    .await
-    .unwrap_err();
+    let error = import_default_run(&fake, dir.path()).await.unwrap_err();
     let Error::Import {
         step, not_uploaded, ..
     } = &error
@@ -456,13 +438,7 @@ async fn ten_thousand_small_chunks_arrive_exactly_once() {
         .collect();
     let written = write_output(dir.path(), &specs);
     assert_eq!(written.len(), 10_000);
-    let report = import_directory(
-        &session_client(&fake),
-        dir.path(),
-        &ImportOptions::new(ids::RUN),
-    )
-    .await
-    .unwrap();
+    let report = import_default_run(&fake, dir.path()).await.unwrap();
     assert_eq!(report.files, 10_000);
     assert_eq!((report.channels_created, report.channels_matched), (10, 0));
     let state = fake.state();

@@ -5,27 +5,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::processor;
+
 fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ts-processor"));
-    // Container-mode variables of the developer's shell must not leak into the tests.
-    for key in [
-        "INPUT_DIR",
-        "OUTPUT_DIR",
-        "CHUNK_SIZE_MB",
-        "IMPORTER_ENABLED",
-        "ENVIRONMENT",
-        "LOG_FORMAT",
-    ] {
-        cmd.env_remove(key);
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
+    processor("warn")
 }
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(name)
+    common::testdata().join(name)
 }
 
 /// The error line (the one line of stderr that starts with "error:").

@@ -5,24 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::processor;
 use pennsieve_client::fake::{FakeConfig, FakePennsieve, FakeRun, ids};
 
 fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ts-processor"));
-    // A clean environment, so the developer's container-mode variables cannot leak in.
-    cmd.env_clear();
-    for var in ["PATH", "HOME", "LD_LIBRARY_PATH", "TMPDIR"] {
-        if let Some(value) = std::env::var_os(var) {
-            cmd.env(var, value);
-        }
-    }
     // Debug logs, so that the secret checks below see everything the binary could log.
-    cmd.env("RUST_LOG", "debug");
-    cmd
+    processor("debug")
 }
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.nwb")
+    common::testdata().join("sample.nwb")
 }
 
 /// `root/in` holding a copy of the sample, and `root/out` (not created).

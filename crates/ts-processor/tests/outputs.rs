@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 use ts_chunk_format::{ChannelRef, read_chunk, scan_output_dir};
@@ -14,19 +13,17 @@ use ts_chunk_format::{ChannelRef, read_chunk, scan_output_dir};
 const CHUNK_MB: &str = "0.0005";
 const CHUNK_SAMPLES: u64 = 65;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+mod common;
+use common::{processor, testdata};
 
 fn convert(input: &Path, out: &Path, extra: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ts-processor"))
+    let output = processor("warn")
         .arg("convert")
         .arg(input)
         .arg("-o")
         .arg(out)
         .args(["--chunk-size-mb", CHUNK_MB])
         .args(extra)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert!(
@@ -262,13 +259,11 @@ fn container_mode_matches_the_cli() {
         b"stale",
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_ts-processor"))
+    let status = processor("warn")
         .env("INPUT_DIR", input.path())
         .env("OUTPUT_DIR", container_out.path())
         .env("CHUNK_SIZE_MB", CHUNK_MB)
         .env("ENVIRONMENT", "local")
-        .env_remove("IMPORTER_ENABLED")
-        .env("RUST_LOG", "warn")
         .status()
         .unwrap();
     assert!(status.success());
@@ -318,7 +313,7 @@ fn series_filter_and_processing() {
 
 #[test]
 fn inspect_json_describes_the_sample() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ts-processor"))
+    let output = processor("warn")
         .current_dir(testdata())
         .args(["inspect", "--json", "sample.nwb"])
         .output()
@@ -334,7 +329,7 @@ fn inspect_json_describes_the_sample() {
 
 #[test]
 fn inspect_text_of_the_sample() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ts-processor"))
+    let output = processor("warn")
         .current_dir(testdata())
         .args(["inspect", "sample.nwb"])
         .output()

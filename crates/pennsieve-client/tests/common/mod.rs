@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pennsieve_client::fake::{FakeConfig, FakePennsieve};
-use pennsieve_client::{Client, Config};
+use pennsieve_client::fake::{FakeConfig, FakePennsieve, ids};
+use pennsieve_client::{Client, Config, ImportOptions, ImportReport, import_directory};
 use serde_json::{Value, json};
 use ts_chunk_format::{ChannelMetadata, ChunkName, ChunkWriter};
 
@@ -24,6 +24,14 @@ pub fn client_with(fake: &FakePennsieve, edit: impl FnOnce(&mut Config)) -> Clie
     let mut config = fake.client_config();
     edit(&mut config);
     Client::new(config, fake.session_credentials()).expect("client")
+}
+
+/// Imports `dir` into the default run with a session-token client.
+pub async fn import_default_run(
+    fake: &FakePennsieve,
+    dir: &Path,
+) -> pennsieve_client::Result<ImportReport> {
+    import_directory(&session_client(fake), dir, &ImportOptions::new(ids::RUN)).await
 }
 
 /// One local channel to write.
