@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use ndarray::{ArrayD, IxDyn};
-use pennsieve_client::fake::{CreatedChannel, FakeConfig, FakePennsieve, FakeState, ids};
+use pennsieve_fake::{CreatedChannel, FakeConfig, FakePennsieve, FakeState, ids};
 use ts_chunk_format::{ChannelRef, ChunkName, OutputScan, scan_output_dir};
 
 use crate::fixtures::builder::{ElectrodesTable, Header, NwbBuilder, Samples, SeriesSpec, Time};

@@ -29,21 +29,37 @@
 //! Values follow the spec exactly, in float64 ([`Scaling::to_microvolts`]):
 //! `((x * (channel_conversion[k] * conversion)) + offset) * unit_factor` µV. Times
 //! ([`SeriesReader::time_at`]) are `(starting_time + i / rate) + T0` or `timestamps[i] + T0`, and
-//! segments split where consecutive times are more than two sample periods apart
-//! ([`SeriesReader::segments`]).
+//! segments split where consecutive times are more than two sample periods apart or where time
+//! stands still or goes back ([`SeriesReader::segments_report`], [`SeriesReader::segments`]).
 
+#![warn(missing_docs)]
+
+// Modules and what they use of each other (no cycles):
+//   error, h5util, specs, time, model   use nothing else of the crate
+//   storage -> model;  block -> model
+//   series -> block, model, error, h5util
+//   file (NwbFile) -> series, storage, specs, time, model, error, h5util
+//   electrodes -> file, model, error, h5util
+//   discover -> file, electrodes, storage, specs, time, model, error, h5util
+mod block;
+mod discover;
+mod electrodes;
 mod error;
 mod file;
 mod h5util;
+mod model;
 mod series;
 mod specs;
+mod storage;
 mod time;
 
+// The public API: everything callers name is re-exported here, and only here.
+pub use block::{RawBlock, ScaledBlock};
 pub use error::{Error, Location, Result};
-pub use file::{
-    Channel, DiscoverOptions, Discovery, NwbFile, RawDtype, Scaling, SeriesInfo, SkippedObject,
-    StorageInfo, TimeBase, filter_name, unit_factor,
+pub use file::NwbFile;
+pub use model::{
+    Channel, DiscoverOptions, Discovery, RawDtype, Scaling, SegmentReport, SeriesInfo,
+    SkippedObject, StorageInfo, TimeBase,
 };
-pub use series::{RawBlock, ScaledBlock, SeriesReader};
-pub use specs::{SeriesKind, TypeTree};
-pub use time::{ReferenceTime, infer_rate, parse_iso8601_micros, rates_agree, rounded_rate};
+pub use series::SeriesReader;
+pub use time::{ReferenceTime, parse_iso8601_micros};

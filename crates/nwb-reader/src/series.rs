@@ -1,14 +1,16 @@
-//! Streaming reads of one series: raw blocks across all channels, scaling, times and segments.
+//! [`SeriesReader`]: streaming reads of one series (raw blocks across all channels), sample times
+//! and contiguous segments.
 
 use std::ops::Range;
 use std::path::PathBuf;
 
 use hdf5::Dataset;
-use ndarray::{Array2, ShapeBuilder, s};
+use ndarray::{Array2, s};
 
+use crate::block::{RawBlock, ScaledBlock};
 use crate::error::{Error, Location, Result};
-use crate::file::{RawDtype, Scaling, SeriesInfo, TimeBase};
 use crate::h5util::read_f64_range;
+use crate::model::{RawDtype, SegmentReport, SeriesInfo, TimeBase};
 
 /// Timestamps are scanned for gaps this many at a time, so memory does not grow with the file.
 const TIMESTAMP_BATCH: u64 = 1 << 20;
@@ -22,134 +24,9 @@ pub struct SeriesReader {
     t0: f64,
 }
 
-/// Samples `[start, end)` of every channel in the stored type: shape `(samples, channels)`.
-#[derive(Debug, Clone)]
-pub enum RawBlock {
-    I8(Array2<i8>),
-    I16(Array2<i16>),
-    I32(Array2<i32>),
-    I64(Array2<i64>),
-    U8(Array2<u8>),
-    U16(Array2<u16>),
-    U32(Array2<u32>),
-    U64(Array2<u64>),
-    F32(Array2<f32>),
-    F64(Array2<f64>),
-}
-
-/// A raw value widened to f64 as the spec says (`x` widened first).
-trait Widen: Copy {
-    fn widen(self) -> f64;
-}
-
-macro_rules! widen {
-    ($($t:ty),*) => {$(impl Widen for $t { #[inline] fn widen(self) -> f64 { self as f64 } })*};
-}
-widen!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
-
-macro_rules! each_block {
-    ($block:expr, $a:ident => $body:expr) => {
-        match $block {
-            RawBlock::I8($a) => $body,
-            RawBlock::I16($a) => $body,
-            RawBlock::I32($a) => $body,
-            RawBlock::I64($a) => $body,
-            RawBlock::U8($a) => $body,
-            RawBlock::U16($a) => $body,
-            RawBlock::U32($a) => $body,
-            RawBlock::U64($a) => $body,
-            RawBlock::F32($a) => $body,
-            RawBlock::F64($a) => $body,
-        }
-    };
-}
-
-impl RawBlock {
-    /// Number of samples (rows).
-    pub fn len(&self) -> usize {
-        each_block!(self, a => a.nrows())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Number of channels (columns).
-    pub fn channels(&self) -> usize {
-        each_block!(self, a => a.ncols())
-    }
-
-    /// Replaces `out` with channel `k`'s samples in microvolts (spec "Sample values").
-    pub fn scale_channel_into(&self, k: usize, scaling: &Scaling, out: &mut Vec<f64>) {
-        self.scale_rows_into(k, 0..self.len(), scaling, out);
-    }
-
-    /// Replaces `out` with microvolts of channel `k`, rows `rows` of this block.
-    pub fn scale_rows_into(
-        &self,
-        k: usize,
-        rows: Range<usize>,
-        scaling: &Scaling,
-        out: &mut Vec<f64>,
-    ) {
-        let factor = scaling.channel_factor(k);
-        let (offset, unit) = (scaling.offset, scaling.unit_factor);
-        out.clear();
-        each_block!(self, a => {
-            let column = a.slice(s![rows, k]);
-            let scale = |&x: &_| ((Widen::widen(x) * factor) + offset) * unit;
-            match column.as_slice() {
-                // Channel-major blocks: a contiguous run the compiler vectorises.
-                Some(values) => out.extend(values.iter().map(scale)),
-                None => out.extend(column.iter().map(scale)),
-            }
-        })
-    }
-
-    /// The same block stored channel by channel (column-major), so that each channel's samples
-    /// are contiguous. Scaling many channels one at a time from a row-major block reads every
-    /// cache line once per channel; one tiled transpose first reads it once.
-    pub fn into_channel_major(self) -> RawBlock {
-        macro_rules! each {
-            ($($v:ident),*) => {
-                match self { $(RawBlock::$v(a) => RawBlock::$v(column_major(a)),)* }
-            };
-        }
-        each!(I8, I16, I32, I64, U8, U16, U32, U64, F32, F64)
-    }
-}
-
-/// A column-major copy of a row-major array (other layouts and single columns are returned as is).
-fn column_major<T: Copy>(a: Array2<T>) -> Array2<T> {
-    let (n, c) = a.dim();
-    let Some(src) = a.as_slice() else {
-        return a;
-    };
-    let Some(&first) = src.first() else {
-        return a;
-    };
-    if c < 2 {
-        return a;
-    }
-    // Tiles of rows small enough for the cache, copied channel by channel.
-    const TILE_ROWS: usize = 256;
-    let mut dst = vec![first; n * c];
-    for r0 in (0..n).step_by(TILE_ROWS) {
-        let r1 = (r0 + TILE_ROWS).min(n);
-        for k in 0..c {
-            let out = &mut dst[k * n + r0..k * n + r1];
-            for (o, i) in out.iter_mut().zip(r0..r1) {
-                *o = src[i * c + k];
-            }
-        }
-    }
-    match Array2::from_shape_vec((n, c).f(), dst) {
-        Ok(transposed) => transposed,
-        Err(_) => a, // cannot happen: dst holds exactly n * c values
-    }
-}
-
 impl SeriesReader {
+    /// A reader of `data` (and `timestamps` for a timestamps time base) of the series `info` in
+    /// `file`, whose reference time is `t0` seconds since the epoch.
     pub(crate) fn new(
         file: PathBuf,
         info: SeriesInfo,
@@ -166,10 +43,12 @@ impl SeriesReader {
         }
     }
 
+    /// What discovery found about the series.
     pub fn info(&self) -> &SeriesInfo {
         &self.info
     }
 
+    /// [`Error::Hdf5`] at `object` of this series' file.
     fn err(&self, object: &str, action: &'static str, source: hdf5::Error) -> Error {
         Error::Hdf5 {
             at: Location {
@@ -181,8 +60,24 @@ impl SeriesReader {
         }
     }
 
-    /// Absolute time of sample `i` in seconds since the epoch (spec "Time base").
+    /// The `timestamps` dataset's path, for errors.
+    fn ts_path(&self) -> String {
+        format!("{}/timestamps", self.info.path)
+    }
+
+    /// Absolute time of sample `i` in seconds since the epoch (spec "Time base"). A timestamp
+    /// that is not finite, or `i` past the end, is an error.
     pub fn time_at(&self, i: u64) -> Result<f64> {
+        if i >= self.info.num_samples {
+            return Err(Error::invalid_at(
+                &self.file,
+                &self.info.path,
+                format!(
+                    "sample {i} is past the end ({} samples)",
+                    self.info.num_samples
+                ),
+            ));
+        }
         match (&self.info.time, &self.timestamps) {
             (
                 TimeBase::Rate {
@@ -193,46 +88,55 @@ impl SeriesReader {
             ) => Ok((starting_time + i as f64 / rate) + self.t0),
             (TimeBase::Timestamps { .. }, Some(ts)) => {
                 let i = i as usize;
-                let v = read_f64_range(ts, i, i + 1).map_err(|e| {
-                    self.err(
-                        &format!("{}/timestamps", self.info.path),
-                        "reading a timestamp",
-                        e,
-                    )
-                })?;
-                Ok(v[0] + self.t0)
+                let v = read_f64_range(ts, i, i + 1)
+                    .map_err(|e| self.err(&self.ts_path(), "reading a timestamp", e))?;
+                let t = v[0];
+                if !t.is_finite() {
+                    return Err(non_finite(&self.file, &self.ts_path(), i as u64, t));
+                }
+                Ok(t + self.t0)
             }
             (TimeBase::Timestamps { .. }, None) => unreachable!("open_series opens timestamps"),
         }
     }
 
     /// Contiguous segments (spec "Contiguous segments"): one for a rate; with timestamps a new
-    /// segment wherever `t(i) - t(i-1) > 2 * (1 / rate)`. Timestamps are streamed in batches.
+    /// segment wherever `t(i) - t(i-1) > 2 * (1 / rate)` or `t(i) <= t(i-1)`. The ranges of
+    /// [`segments_report`](Self::segments_report), without its warning.
     pub fn segments(&self) -> Result<Vec<Range<u64>>> {
+        Ok(self.segments_report()?.segments)
+    }
+
+    /// The contiguous segments with the first index where time stands still or goes back and
+    /// how many there are, and a warning saying so. Timestamps are streamed in batches; one
+    /// that is not finite is an error naming its index.
+    pub fn segments_report(&self) -> Result<SegmentReport> {
         self.segments_in_batches(TIMESTAMP_BATCH)
     }
 
-    fn segments_in_batches(&self, batch_len: u64) -> Result<Vec<Range<u64>>> {
+    /// [`segments_report`](Self::segments_report), reading `batch_len` timestamps at a time.
+    fn segments_in_batches(&self, batch_len: u64) -> Result<SegmentReport> {
         let n = self.info.num_samples;
         let Some(ts) = &self.timestamps else {
-            return Ok(std::iter::once(0..n).collect());
+            return Ok(SegmentReport {
+                segments: std::iter::once(0..n).collect(),
+                first_non_increasing: None,
+                non_increasing: 0,
+                warning: None,
+            });
         };
         let mut splitter = GapSplitter::new(self.info.time.rate(), self.t0);
         let mut batch_start = 0u64;
         while batch_start < n {
             let batch_end = (batch_start + batch_len.max(1)).min(n);
-            let batch =
-                read_f64_range(ts, batch_start as usize, batch_end as usize).map_err(|e| {
-                    self.err(
-                        &format!("{}/timestamps", self.info.path),
-                        "reading timestamps",
-                        e,
-                    )
-                })?;
-            splitter.push(batch.iter().copied());
+            let batch = read_f64_range(ts, batch_start as usize, batch_end as usize)
+                .map_err(|e| self.err(&self.ts_path(), "reading timestamps", e))?;
+            splitter
+                .push(batch.iter().copied())
+                .map_err(|(i, t)| non_finite(&self.file, &self.ts_path(), i, t))?;
             batch_start = batch_end;
         }
-        Ok(splitter.finish())
+        Ok(splitter.finish(&self.info.path))
     }
 
     /// Samples per block for about `target_bytes` of raw data, rounded up to whole chunks of a
@@ -248,7 +152,18 @@ impl SeriesReader {
     }
 
     /// Reads samples `range` of every channel in the stored type.
+    /// A range that is reversed or reaches past the end is an error.
     pub fn read_raw(&self, range: Range<u64>) -> Result<RawBlock> {
+        if range.start > range.end || range.end > self.info.num_samples {
+            return Err(Error::invalid_at(
+                &self.file,
+                &format!("{}/data", self.info.path),
+                format!(
+                    "cannot read samples {range:?}: the series has {}",
+                    self.info.num_samples
+                ),
+            ));
+        }
         let (a, b) = (range.start as usize, range.end as usize);
         let two_d = self.info.shape.len() == 2;
         macro_rules! read {
@@ -299,14 +214,25 @@ impl SeriesReader {
     }
 }
 
+/// The error for timestamp `i` of `object` being `t`, not a finite number.
+fn non_finite(file: &std::path::Path, object: &str, i: u64, t: f64) -> Error {
+    Error::invalid_at(
+        file,
+        object,
+        format!("timestamp {i} is {t}, not a finite time"),
+    )
+}
+
 /// Finds segment starts in a stream of relative timestamps (spec "Contiguous segments"), so that
-/// batch boundaries cannot hide a gap.
+/// batch boundaries cannot hide a gap or a step back.
 struct GapSplitter {
     threshold: f64,
     t0: f64,
     prev: Option<f64>,
     index: u64,
     starts: Vec<u64>,
+    first_non_increasing: Option<u64>,
+    non_increasing: u64,
 }
 
 impl GapSplitter {
@@ -317,71 +243,61 @@ impl GapSplitter {
             prev: None,
             index: 0,
             starts: vec![0],
+            first_non_increasing: None,
+            non_increasing: 0,
         }
     }
 
-    /// Feeds the next timestamps (relative to the reference time, as stored).
-    fn push(&mut self, relative: impl IntoIterator<Item = f64>) {
+    /// Feeds the next timestamps (relative to the reference time, as stored). A value that is
+    /// not finite stops with `(index, value)`.
+    fn push(
+        &mut self,
+        relative: impl IntoIterator<Item = f64>,
+    ) -> std::result::Result<(), (u64, f64)> {
         for raw in relative {
+            if !raw.is_finite() {
+                return Err((self.index, raw));
+            }
             // Differences of the absolute times, as the spec says (not of the stored values).
             let t = raw + self.t0;
-            if let Some(p) = self.prev
-                && t - p > self.threshold
-            {
-                self.starts.push(self.index);
+            if let Some(p) = self.prev {
+                if t <= p {
+                    self.non_increasing += 1;
+                    self.first_non_increasing.get_or_insert(self.index);
+                    self.starts.push(self.index);
+                } else if t - p > self.threshold {
+                    self.starts.push(self.index);
+                }
             }
             self.prev = Some(t);
             self.index += 1;
         }
+        Ok(())
     }
 
-    fn finish(self) -> Vec<Range<u64>> {
+    /// The segments of everything pushed; `series` names the series in the warning.
+    fn finish(self, series: &str) -> SegmentReport {
         let n = self.index;
         let ends = self.starts.iter().skip(1).copied().chain([n]);
-        self.starts
+        let segments = self
+            .starts
             .iter()
             .copied()
             .zip(ends)
             .map(|(a, b)| a..b)
-            .collect()
-    }
-}
-
-/// Samples of one block in microvolts, one vector per channel (channel-major), so each channel
-/// can be encoded on its own thread. Reuse one across blocks to keep its buffers.
-#[derive(Debug, Clone, Default)]
-pub struct ScaledBlock {
-    /// Index of the first sample of the block in the series.
-    pub start: u64,
-    /// `channels[k][j]` is sample `start + j` of channel `k` in µV.
-    pub channels: Vec<Vec<f64>>,
-}
-
-impl ScaledBlock {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Samples per channel.
-    pub fn len(&self) -> usize {
-        self.channels.first().map_or(0, Vec::len)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Channel `k`'s microvolts.
-    pub fn channel(&self, k: usize) -> &[f64] {
-        &self.channels[k]
-    }
-
-    /// Scales every channel of `raw` (which starts at sample `start`).
-    pub fn fill_from(&mut self, start: u64, raw: &RawBlock, scaling: &Scaling) {
-        self.start = start;
-        self.channels.resize_with(raw.channels(), Vec::new);
-        for (k, out) in self.channels.iter_mut().enumerate() {
-            raw.scale_channel_into(k, scaling, out);
+            .collect();
+        let warning = self.first_non_increasing.map(|i| {
+            format!(
+                "{series}: time stands still or goes back at sample {i} ({} sample(s) in all); \
+                 each such sample starts a new segment",
+                self.non_increasing
+            )
+        });
+        SegmentReport {
+            segments,
+            first_non_increasing: self.first_non_increasing,
+            non_increasing: self.non_increasing,
+            warning,
         }
     }
 }
@@ -389,60 +305,43 @@ impl ScaledBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
 
-    fn split(rate: f64, t0: f64, batches: &[&[f64]]) -> Vec<Range<u64>> {
+    fn report(rate: f64, t0: f64, batches: &[&[f64]]) -> SegmentReport {
         let mut s = GapSplitter::new(rate, t0);
         for b in batches {
-            s.push(b.iter().copied());
+            s.push(b.iter().copied()).unwrap();
         }
-        s.finish()
+        s.finish("/acquisition/S")
     }
 
-    /// Row-major and channel-major blocks give bit-identical microvolts for every channel and row
-    /// range, across shapes around the transpose's tile size.
+    fn split(rate: f64, t0: f64, batches: &[&[f64]]) -> Vec<Range<u64>> {
+        report(rate, t0, batches).segments
+    }
+
     #[test]
-    fn channel_major_blocks_scale_identically() {
-        let scaling = Scaling {
-            conversion: 1.95e-7,
-            offset: -1e-3,
-            channel_conversion: Some((0..70).map(|k| 0.5 + k as f64 * 0.01).collect()),
-            unit: Some("volts".into()),
-            unit_factor: 1e6,
-        };
-        for (n, c) in [
-            (0, 3),
-            (1, 1),
-            (5, 1),
-            (255, 2),
-            (256, 64),
-            (257, 3),
-            (1000, 70),
-        ] {
-            let a = Array2::from_shape_fn((n, c), |(i, k)| ((i * 31 + k * 7) % 65_536) as i16);
-            let rows = RawBlock::I16(a.clone());
-            let cols = RawBlock::I16(a).into_channel_major();
-            assert_eq!((cols.len(), cols.channels()), (n, c));
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            for k in 0..c {
-                for range in [0..n, n / 3..n, 0..n / 2] {
-                    rows.scale_rows_into(k, range.clone(), &scaling, &mut x);
-                    cols.scale_rows_into(k, range.clone(), &scaling, &mut y);
-                    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&x), bits(&y), "{n}x{c}, channel {k}, rows {range:?}");
-                    assert_eq!(x.len(), range.len());
-                }
-            }
-        }
-        // Float blocks keep NaN payloads and signed zeros through the transpose.
-        let f = array![[f64::NAN, -0.0], [f64::INFINITY, 1e-310]];
-        let RawBlock::F64(t) = RawBlock::F64(f.clone()).into_channel_major() else {
-            panic!("dtype changed")
-        };
-        assert!(t.t().is_standard_layout(), "column-major");
-        for (a, b) in f.iter().zip(t.iter()) {
-            assert_eq!(a.to_bits(), b.to_bits());
-        }
+    fn time_that_stands_still_or_goes_back_starts_a_segment() {
+        let r = report(10.0, 0.0, &[&[0.0, 0.1, 0.1], &[0.05, 0.15, 0.25]]);
+        assert_eq!(r.segments, vec![0..2, 2..3, 3..6]);
+        assert_eq!(r.first_non_increasing, Some(2));
+        assert_eq!(r.non_increasing, 2);
+        let w = r.warning.unwrap();
+        assert!(
+            w.contains("/acquisition/S") && w.contains("sample 2") && w.contains("2 sample"),
+            "{w}"
+        );
+        let clean = report(10.0, 0.0, &[&[0.0, 0.1]]);
+        assert_eq!((clean.non_increasing, clean.warning), (0, None));
+    }
+
+    #[test]
+    fn a_timestamp_that_is_not_finite_is_reported_with_its_index() {
+        let mut s = GapSplitter::new(10.0, 0.0);
+        s.push([0.0, 0.1]).unwrap();
+        let e = s.push([0.2, f64::NAN]).unwrap_err();
+        assert_eq!(e.0, 3);
+        assert!(e.1.is_nan());
+        let mut s = GapSplitter::new(10.0, 0.0);
+        assert_eq!(s.push([f64::INFINITY]).unwrap_err(), (0, f64::INFINITY));
     }
 
     #[test]
@@ -500,195 +399,10 @@ mod tests {
         let reader = file.open_series(&info).unwrap();
         for batch in [1, 2, 7, 49, 50, 51, 99, 100, 1 << 20] {
             assert_eq!(
-                reader.segments_in_batches(batch).unwrap(),
+                reader.segments_in_batches(batch).unwrap().segments,
                 vec![0..50, 50..100],
                 "batch {batch}"
             );
         }
-    }
-
-    fn scaling(cc: Option<Vec<f64>>, unit_factor: f64) -> Scaling {
-        Scaling {
-            conversion: 1.95e-7,
-            offset: -1e-3,
-            channel_conversion: cc,
-            unit: None,
-            unit_factor,
-        }
-    }
-
-    #[test]
-    fn scaling_follows_the_spec_order_bit_for_bit() {
-        let sc = scaling(Some(vec![1.0, 2.0, 0.5, 1.5]), 1e6);
-        let block = RawBlock::I16(array![[1i16, -2, 3, 7], [i16::MIN, 0, 7, i16::MAX]]);
-        let mut out = Vec::new();
-        for k in 0..4 {
-            block.scale_channel_into(k, &sc, &mut out);
-            let cc = [1.0, 2.0, 0.5, 1.5][k];
-            let raw = [
-                [1i16, -2, 3, 7][k] as f64,
-                [i16::MIN, 0, 7, i16::MAX][k] as f64,
-            ];
-            let expected: Vec<u64> = raw
-                .iter()
-                .map(|&x| (((x * (cc * 1.95e-7)) + -1e-3) * 1e6).to_bits())
-                .collect();
-            let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(got, expected, "channel {k}");
-            for (j, &x) in raw.iter().enumerate() {
-                assert_eq!(sc.to_microvolts(k, x).to_bits(), expected[j]);
-            }
-        }
-    }
-
-    #[test]
-    fn the_order_matters() {
-        // x * (cc * conv) differs from (x * conv) * cc for these values, so the test above
-        // would catch an implementation that multiplied left to right as pynwb's docstring
-        // writes it (pynwb 4.2's code, like the spec, computes conversion * cc first).
-        let (x, conv, cc) = (7.0f64, 1.95e-7f64, 1.5f64);
-        assert_ne!((x * (cc * conv)).to_bits(), ((x * conv) * cc).to_bits());
-    }
-
-    #[test]
-    fn without_channel_conversion_and_with_millivolts() {
-        let sc = scaling(None, 1e3);
-        let block = RawBlock::U16(array![[0u16], [65535]]);
-        let mut out = Vec::new();
-        block.scale_channel_into(0, &sc, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                ((0.0 * 1.95e-7) + -1e-3) * 1e3,
-                ((65535.0 * 1.95e-7) + -1e-3) * 1e3
-            ]
-        );
-    }
-
-    #[test]
-    fn special_floats_pass_through() {
-        let sc = Scaling {
-            conversion: 1.0,
-            offset: 0.0,
-            channel_conversion: None,
-            unit: None,
-            unit_factor: 1e6,
-        };
-        let block = RawBlock::F32(array![
-            [f32::NAN],
-            [f32::INFINITY],
-            [-0.0],
-            [f32::MIN_POSITIVE / 4.0]
-        ]);
-        let mut out = Vec::new();
-        block.scale_channel_into(0, &sc, &mut out);
-        assert!(out[0].is_nan());
-        assert_eq!(out[1], f64::INFINITY);
-        // -0.0 * 1.0 + 0.0 is +0.0 in IEEE arithmetic: the formula, not the encoding, decides.
-        assert_eq!(out[2].to_bits(), (((-0.0f64 * 1.0) + 0.0) * 1e6).to_bits());
-        assert_eq!(out[3], (f32::MIN_POSITIVE / 4.0) as f64 * 1e6);
-    }
-
-    /// The spec formula, written out independently of `Scaling::to_microvolts`.
-    fn spec_uv(x: f64, k: usize, sc: &Scaling) -> f64 {
-        match &sc.channel_conversion {
-            Some(cc) => ((x * (cc[k] * sc.conversion)) + sc.offset) * sc.unit_factor,
-            None => ((x * sc.conversion) + sc.offset) * sc.unit_factor,
-        }
-    }
-
-    fn same_bits(got: &[f64], want: &[f64]) -> bool {
-        got.len() == want.len()
-            && got
-                .iter()
-                .zip(want)
-                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
-    }
-
-    /// Any f64 bit pattern (NaN, ±inf, -0.0, subnormals included) for float attributes.
-    fn any_f64() -> impl proptest::strategy::Strategy<Value = f64> {
-        proptest::prelude::any::<u64>().prop_map(f64::from_bits)
-    }
-
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn every_dtype_scales_by_the_spec_formula_bit_for_bit(
-            bits in proptest::collection::vec(any::<u64>(), 6),
-            conversion in prop_oneof![any_f64(), Just(1.95e-7), Just(1.0)],
-            offset in prop_oneof![any_f64(), Just(0.0), Just(-1e-3)],
-            cc in proptest::option::of(proptest::collection::vec(any_f64(), 2)),
-            unit_factor in prop_oneof![Just(1e6), Just(1e3), Just(1.0)],
-        ) {
-            let sc = Scaling { conversion, offset, channel_conversion: cc, unit: None, unit_factor };
-            // Three samples x two channels of each dtype, from the same random bits; the float
-            // variants reinterpret the bits, so NaN, ±inf, -0.0 and subnormals all occur.
-            macro_rules! check {
-                ($variant:ident, $t:ty, $from:expr) => {{
-                    let from: fn(u64) -> $t = $from;
-                    let values: Vec<$t> = bits.iter().map(|&b| from(b)).collect();
-                    let block = RawBlock::$variant(Array2::from_shape_vec((3, 2), values.clone()).unwrap());
-                    let mut out = Vec::new();
-                    for k in 0..2 {
-                        block.scale_channel_into(k, &sc, &mut out);
-                        let want: Vec<f64> =
-                            (0..3).map(|i| spec_uv(values[i * 2 + k] as f64, k, &sc)).collect();
-                        prop_assert!(same_bits(&out, &want), "{} ch {k}: {out:?} vs {want:?}", stringify!($t));
-                    }
-                }};
-            }
-            check!(I8, i8, |b| b as i8);
-            check!(I16, i16, |b| b as i16);
-            check!(I32, i32, |b| b as i32);
-            check!(I64, i64, |b| b as i64);
-            check!(U8, u8, |b| b as u8);
-            check!(U16, u16, |b| b as u16);
-            check!(U32, u32, |b| b as u32);
-            check!(U64, u64, |b| b);
-            check!(F32, f32, |b| f32::from_bits(b as u32));
-            check!(F64, f64, f64::from_bits);
-        }
-    }
-
-    #[test]
-    fn negative_zero_keeps_its_sign_when_the_formula_does() {
-        // With offset -0.0 (the sum -0.0 + -0.0 is -0.0) the sign survives the whole formula.
-        let sc = Scaling {
-            conversion: 1.0,
-            offset: -0.0,
-            channel_conversion: Some(vec![2.0]),
-            unit: None,
-            unit_factor: 1e6,
-        };
-        let mut out = Vec::new();
-        RawBlock::F64(array![[-0.0f64], [f64::NEG_INFINITY]]).scale_channel_into(0, &sc, &mut out);
-        assert_eq!(out[0].to_bits(), (-0.0f64).to_bits());
-        assert_eq!(out[1], f64::NEG_INFINITY);
-    }
-
-    #[test]
-    fn scaled_blocks_are_channel_major() {
-        let sc = Scaling {
-            conversion: 2.0,
-            offset: 0.0,
-            channel_conversion: None,
-            unit: None,
-            unit_factor: 1.0,
-        };
-        let raw = RawBlock::I8(array![[1i8, 10], [2, 20], [3, 30]]);
-        let mut out = ScaledBlock::new();
-        out.fill_from(7, &raw, &sc);
-        assert_eq!(out.start, 7);
-        assert_eq!(out.len(), 3);
-        assert_eq!(out.channel(0), &[2.0, 4.0, 6.0]);
-        assert_eq!(out.channel(1), &[20.0, 40.0, 60.0]);
-    }
-
-    #[test]
-    fn raw_blocks_are_send() {
-        fn is_send<T: Send>() {}
-        is_send::<RawBlock>();
-        is_send::<ScaledBlock>();
     }
 }

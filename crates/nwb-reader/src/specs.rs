@@ -7,13 +7,13 @@ use serde_json::Value;
 /// `type name -> (namespace, parent type name)` over every cached namespace, plus the core types
 /// this crate knows without a cache.
 #[derive(Debug, Default, Clone)]
-pub struct TypeTree {
+pub(crate) struct TypeTree {
     parents: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// How a typed object relates to ElectricalSeries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeriesKind {
+pub(crate) enum SeriesKind {
     /// ElectricalSeries or a subtype that is not a SpikeEventSeries: converted.
     Electrical,
     /// SpikeEventSeries or a subtype: waveform snippets, never converted.
@@ -24,7 +24,7 @@ pub enum SeriesKind {
 
 impl TypeTree {
     /// The built-in core knowledge, used for files without cached specs.
-    pub fn builtin() -> Self {
+    pub(crate) fn builtin() -> Self {
         let mut tree = Self::default();
         for (def, inc) in [
             ("ElectricalSeries", "TimeSeries"),
@@ -44,7 +44,7 @@ impl TypeTree {
     }
 
     /// Adds every `*_def`/`*_inc` pair found (recursively) in one cached schema file's JSON.
-    pub fn add_schema_json(
+    pub(crate) fn add_schema_json(
         &mut self,
         namespace: &str,
         json: &str,
@@ -77,7 +77,7 @@ impl TypeTree {
 
     /// Walks up from `type_name` (preferring the object's own namespace when a name is defined
     /// twice) until ElectricalSeries or SpikeEventSeries, no parent, or a cycle.
-    pub fn classify(&self, type_name: &str, namespace: Option<&str>) -> SeriesKind {
+    pub(crate) fn classify(&self, type_name: &str, namespace: Option<&str>) -> SeriesKind {
         let mut current = type_name.to_owned();
         let mut seen = Vec::new();
         loop {

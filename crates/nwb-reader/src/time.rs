@@ -2,6 +2,7 @@
 
 /// The file's reference time: `timestamps_reference_time`, else `session_start_time`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReferenceTime {
     /// The stored text, trimmed.
     pub text: String,
@@ -169,7 +170,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// The rate the spec infers from explicit times: `1 / median` of the successive differences of
 /// the first `min(10, n)` absolute times (mean of the middle two for an even count), not rounded.
 /// `None` when fewer than two times are given.
-pub fn infer_rate(first_times: &[f64]) -> Option<f64> {
+pub(crate) fn infer_rate(first_times: &[f64]) -> Option<f64> {
     let times = &first_times[..first_times.len().min(10)];
     if times.len() < 2 {
         return None;
@@ -177,6 +178,8 @@ pub fn infer_rate(first_times: &[f64]) -> Option<f64> {
     let mut diffs: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     diffs.sort_by(f64::total_cmp);
     let mid = diffs.len() / 2;
+    // `is_multiple_of` needs Rust 1.87; the MSRV is 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     let median = if diffs.len() % 2 == 0 {
         (diffs[mid - 1] + diffs[mid]) / 2.0
     } else {
@@ -186,12 +189,12 @@ pub fn infer_rate(first_times: &[f64]) -> Option<f64> {
 }
 
 /// The rate used when only timestamps are given: [`infer_rate`] rounded half to even.
-pub fn rounded_rate(inferred: f64) -> f64 {
+pub(crate) fn rounded_rate(inferred: f64) -> f64 {
     inferred.round_ties_even()
 }
 
 /// The spec's 2 % check: the inferred rate lies within 2 % of the given one.
-pub fn rates_agree(given: f64, inferred: f64) -> bool {
+pub(crate) fn rates_agree(given: f64, inferred: f64) -> bool {
     (inferred - given).abs() <= 0.02 * given
 }
 

@@ -19,8 +19,9 @@ use tokio::sync::{Mutex, OnceCell};
 use tracing::instrument::WithSubscriber;
 
 use crate::config::{Config, Credentials};
+use crate::endpoint::{Endpoint, body_snippet, redact_url};
 use crate::error::{Error, Result};
-use crate::http::{Endpoint, body_snippet};
+use crate::http::send_unauthenticated;
 
 /// `GET {api}/authentication/cognito-config` (only the fields we use).
 #[derive(Debug, Clone, Deserialize)]
@@ -157,10 +158,8 @@ impl Auth {
         if let Some(token) = access_token.as_ref().filter(|_| generation != seen) {
             return Ok((generation, token.clone()));
         }
-        if let Some((failed_generation, message)) = failed {
-            if failed_generation == generation {
-                return Err(Error::RenewalFailed(message));
-            }
+        if let Some((_, message)) = failed.filter(|(failed, _)| *failed == generation) {
+            return Err(Error::RenewalFailed(message));
         }
         let result = self
             .obtain(http, config, access_token.as_deref(), refresh_token)
@@ -196,7 +195,7 @@ impl Auth {
                     &["authentication", "cognito-config"],
                     &[],
                 )?;
-                let bytes = crate::http::send_unauthenticated(http, config, &endpoint).await?;
+                let bytes = send_unauthenticated(http, config, &endpoint).await?;
                 serde_json::from_slice::<CognitoConfig>(&bytes).map_err(|e| Error::Decode {
                     endpoint: endpoint.to_string(),
                     message: format!("{e}; body starts: {}", body_snippet(&bytes)),
@@ -392,7 +391,7 @@ async fn initiate_auth(
         message,
     };
     let client = clients.get(config, target);
-    let sent = client
+    let sending = client
         .initiate_auth()
         .auth_flow(flow)
         .client_id(cognito.pool(pool).app_client_id.clone())
@@ -400,8 +399,18 @@ async fn initiate_auth(
         .send()
         // The SDK traces requests and responses at TRACE level, response bodies (tokens) included
         // when `LOG_SENSITIVE_BODIES=true`: it logs nothing while this call runs.
-        .with_subscriber(tracing::subscriber::NoSubscriber::default())
-        .await;
+        .with_subscriber(tracing::subscriber::NoSubscriber::default());
+    // The SDK's attempts (each within `request_timeout`) and retries, within the call deadline.
+    let sent = tokio::time::timeout(config.call_deadline, sending)
+        .await
+        .map_err(|_elapsed| Error::Timeout {
+            call: format!("Cognito {flow_name} at {}", redact_url(&endpoint)),
+            after: config.call_deadline,
+            detail: format!(
+                "up to {} attempt(s) of at most {:?} each",
+                config.retry.max_attempts, config.request_timeout
+            ),
+        })?;
     let output = sent.map_err(|error| {
         let (kind, message) = describe_sdk_error(&error);
         failed(kind, message)

@@ -1,9 +1,10 @@
-//! The client and its typed endpoints (contract §4).
+//! The client, its typed endpoints (contract §4) and authenticated sending (the session token on
+//! every call, one renewal on 401/403).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,8 +12,9 @@ use tokio_util::io::ReaderStream;
 
 use crate::auth::Auth;
 use crate::config::{Config, Credentials};
+use crate::endpoint::{Endpoint, Service, body_snippet, error_chain, redact_url};
 use crate::error::{Error, Result};
-use crate::http::{Call, Endpoint, body_snippet, error_chain, redact_url, send_authenticated};
+use crate::http::{Call, check_success, retry_within_deadline, send_once, with_retries};
 
 /// An async Pennsieve client. Cheap to clone; clones share connections and the session.
 #[derive(Clone)]
@@ -418,7 +420,8 @@ impl Client {
         Ok(presigned.url)
     }
 
-    /// `PUT` the file to a presigned URL (one attempt), streaming it from disk with its
+    /// `PUT` the file to a presigned URL (one attempt, within
+    /// [`Config::upload_attempt_timeout`] of its size), streaming it from disk with its
     /// `Content-Length` and no `Authorization`. Returns the bytes sent.
     pub async fn put_file(&self, url: &str, path: &Path) -> Result<u64> {
         let io = |action| {
@@ -442,7 +445,7 @@ impl Client {
             // An explicit length makes hyper send the stream with Content-Length instead of
             // chunked encoding, which S3 rejects (501).
             .header(reqwest::header::CONTENT_LENGTH, length)
-            .timeout(self.inner.config.upload_timeout)
+            .timeout(self.inner.config.upload_attempt_timeout(length))
             .body(reqwest::Body::wrap_stream(ReaderStream::with_capacity(
                 file,
                 256 * 1024,
@@ -465,7 +468,8 @@ impl Client {
     }
 
     /// Presign then PUT, retrying the pair (with a new URL each time) on any failure but a
-    /// refused session or permission, with back-off. Returns the bytes sent.
+    /// refused session or permission, with back-off, all within [`Config::call_deadline`].
+    /// Returns the bytes sent.
     pub async fn upload_file(
         &self,
         dataset_id: &str,
@@ -475,13 +479,20 @@ impl Client {
     ) -> Result<u64> {
         let config = &self.inner.config;
         let mut attempts = 0;
-        let result = with_retries_any(config, || {
-            attempts += 1;
-            async move {
-                let url = self.presign(dataset_id, import_id, upload_key).await?;
-                self.put_file(&url, path).await
-            }
-        })
+        let call = format!("upload of {}", path.display());
+        let result = retry_within_deadline(
+            config,
+            &call,
+            config.retry.max_attempts,
+            upload_may_recover,
+            || {
+                attempts += 1;
+                async move {
+                    let url = self.presign(dataset_id, import_id, upload_key).await?;
+                    self.put_file(&url, path).await
+                }
+            },
+        )
         .await;
         result.map_err(|source| Error::Upload {
             path: path.to_owned(),
@@ -492,29 +503,72 @@ impl Client {
     }
 }
 
-/// Like the API call retries, but also retries non-transient upload failures (an expired presigned
-/// URL gives S3's 403, a fresh URL fixes it), except session and permission refusals and local
-/// file errors.
-async fn with_retries_any<T, F, Fut>(config: &Config, mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let max_attempts = config.retry.max_attempts;
-    let mut number = 1;
-    loop {
-        match attempt().await {
-            Err(error) if number < max_attempts && upload_may_recover(&error) => {
-                let delay = config.retry.backoff(number);
-                tracing::warn!("{error}; retrying upload in {delay:?}");
-                tokio::time::sleep(delay).await;
-                number += 1;
+/// Sends one authenticated call: renews the session once on an auth failure, retries transient
+/// failures when allowed, all within the call deadline, and returns the body of a 2xx response.
+async fn send_authenticated(
+    http: &reqwest::Client,
+    config: &Config,
+    auth: &Auth,
+    call: &Call<'_>,
+) -> Result<bytes::Bytes> {
+    with_retries(
+        config,
+        &call.endpoint.without_query(),
+        call.retry,
+        || async {
+            let (generation, token) = auth.token(http, config).await?;
+            let (status, bytes) = send_once(http, config, call, Some(&token)).await?;
+            let endpoint = &call.endpoint;
+            if is_expired_session(endpoint.service, status) {
+                tracing::debug!("{endpoint}: HTTP {status}, renewing the session");
+                let (_, token) = auth
+                    .renew(http, config, generation)
+                    .await
+                    .map_err(|error| Error::SessionRejected {
+                        endpoint: endpoint.to_string(),
+                        status: status.as_u16(),
+                        reason: error.to_string(),
+                    })?;
+                let (status, bytes) = send_once(http, config, call, Some(&token)).await?;
+                return match status {
+                    StatusCode::FORBIDDEN => Err(permission_denied(endpoint, status, &bytes)),
+                    StatusCode::UNAUTHORIZED => Err(Error::SessionRejected {
+                        endpoint: endpoint.to_string(),
+                        status: status.as_u16(),
+                        reason: "a freshly renewed token was refused as well".into(),
+                    }),
+                    _ => check_success(endpoint, status, bytes),
+                };
             }
-            done => return done,
-        }
+            if status == StatusCode::FORBIDDEN {
+                return Err(permission_denied(endpoint, status, &bytes));
+            }
+            check_success(endpoint, status, bytes)
+        },
+    )
+    .await
+}
+
+fn is_expired_session(service: Service, status: StatusCode) -> bool {
+    match service {
+        Service::Api => status == StatusCode::UNAUTHORIZED,
+        // The gateway answers 403 for an expired token and 401 only for a missing header; a
+        // renewal cannot hurt in either case.
+        Service::Api2 => status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
     }
 }
 
+fn permission_denied(endpoint: &Endpoint, status: StatusCode, bytes: &[u8]) -> Error {
+    Error::PermissionDenied {
+        endpoint: endpoint.to_string(),
+        status: status.as_u16(),
+        body: body_snippet(bytes),
+    }
+}
+
+/// Whether an upload attempt may succeed when retried: unlike API calls, also after
+/// non-transient failures (an expired presigned URL gives S3's 403, a fresh URL fixes it), but
+/// not after session and permission refusals and local file errors.
 fn upload_may_recover(error: &Error) -> bool {
     !matches!(
         error,

@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything that can go wrong talking to Pennsieve or importing a directory. Messages name the
 /// endpoint (method and URL, presigned query strings removed) or the file, and what happened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration or credentials cannot be used (bad URL, empty value, ...).
     #[error("invalid configuration: {0}")]
@@ -18,6 +20,19 @@ pub enum Error {
         endpoint: String,
         /// The transport error, with its causes.
         message: String,
+    },
+
+    /// A call, with all its retries and back-offs, did not finish within
+    /// [`crate::Config::call_deadline`].
+    #[error("{call}: gave up after {after:?} (the call deadline, retries included); {detail}")]
+    Timeout {
+        /// The call: method and URL without query string, `Cognito <flow> at <endpoint>`, or
+        /// `upload of <file>`.
+        call: String,
+        /// The deadline that passed.
+        after: Duration,
+        /// Attempts made and the last failure, if any (no URL query strings).
+        detail: String,
     },
 
     /// The server answered with an unexpected status.
@@ -104,8 +119,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The output directory could not be scanned.
-    #[error("cannot scan output directory {}: {source}", dir.display())]
+    /// The output directory could not be scanned. The reason is the source (shown in the chain,
+    /// e.g. `anyhow`'s `{:#}`), as `ts_chunk_format` errors do not repeat theirs.
+    #[error("cannot scan output directory {}", dir.display())]
     Scan {
         /// The directory.
         dir: PathBuf,
@@ -187,10 +203,10 @@ impl fmt::Display for NotUploaded<'_> {
 }
 
 impl Error {
-    /// Whether a retry may succeed: no HTTP response at all, 429 or 5xx.
+    /// Whether a retry may succeed: no HTTP response at all (or none in time), 429 or 5xx.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::Timeout { .. } => true,
             Error::Status { status, .. } => *status == 429 || *status >= 500,
             Error::Upload { source, .. } | Error::Import { source, .. } => source.is_transient(),
             _ => false,

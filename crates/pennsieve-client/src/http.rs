@@ -1,122 +1,13 @@
-//! Request plumbing: URLs, authenticated sending with one renewal on 401/403, retries with
-//! back-off, error mapping and redaction.
-
-use std::fmt;
+//! Request plumbing below authentication: sending one call, retries with back-off, status
+//! checks. Authenticated sending (one renewal on 401/403) is in `client`, on top of `auth`.
 
 use bytes::Bytes;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::auth::Auth;
 use crate::config::Config;
+use crate::endpoint::{Endpoint, body_snippet, error_chain};
 use crate::error::{Error, Result};
-
-/// Which service a call goes to; decides how auth failures look (§2.5 of the contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Service {
-    /// Legacy API: expired token -> 401, missing permission -> 403.
-    Api,
-    /// API v2 gateway: any authorizer deny, expired tokens included -> 403.
-    Api2,
-}
-
-/// Method and URL of one call; `Display` is what error messages show.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    pub(crate) service: Service,
-    pub(crate) method: Method,
-    pub(crate) url: Url,
-}
-
-impl Endpoint {
-    fn build(
-        service: Service,
-        base: &str,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, &str)],
-    ) -> Result<Endpoint> {
-        let mut url = Url::parse(base)
-            .map_err(|e| Error::InvalidConfig(format!("base URL {base:?}: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|()| Error::InvalidConfig(format!("base URL {base:?} cannot have a path")))?
-            .pop_if_empty()
-            .extend(segments);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        Ok(Endpoint {
-            service,
-            method,
-            url,
-        })
-    }
-
-    pub(crate) fn api(
-        config: &Config,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, &str)],
-    ) -> Result<Endpoint> {
-        Endpoint::build(Service::Api, &config.api_host, method, segments, query)
-    }
-
-    pub(crate) fn api2(
-        config: &Config,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, &str)],
-    ) -> Result<Endpoint> {
-        Endpoint::build(Service::Api2, &config.api2_host, method, segments, query)
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.url)
-    }
-}
-
-/// Keeps scheme, host, port and path of a URL: presigned query strings carry credentials.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(url) => {
-            let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-            if let Some(port) = url.port() {
-                shown.push_str(&format!(":{port}"));
-            }
-            shown.push_str(url.path());
-            shown
-        }
-        Err(_) => "<unparseable URL>".into(),
-    }
-}
-
-/// The first 300 characters of a body, for messages.
-pub(crate) fn body_snippet(bytes: &[u8]) -> String {
-    const MAX: usize = 300;
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None if text.is_empty() => "(empty body)".into(),
-        None => text.to_owned(),
-    }
-}
-
-/// A reqwest error with its causes, without its URL (reqwest's `Display` shows the URL, and
-/// presigned URLs carry credentials).
-pub(crate) fn error_chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
 
 /// One API call, described so it can be re-sent.
 pub(crate) struct Call<'a> {
@@ -127,13 +18,13 @@ pub(crate) struct Call<'a> {
     pub(crate) retry: bool,
 }
 
-/// Sends without authentication (the Cognito config), with retries.
+/// Sends without authentication (the Cognito config), with retries, within the call deadline.
 pub(crate) async fn send_unauthenticated(
     http: &reqwest::Client,
     config: &Config,
     endpoint: &Endpoint,
 ) -> Result<Bytes> {
-    with_retries(config, true, || async {
+    with_retries(config, &endpoint.without_query(), true, || async {
         let (status, bytes) = send_once(
             http,
             config,
@@ -152,91 +43,103 @@ pub(crate) async fn send_unauthenticated(
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or `config.retry.max_attempts` is reached
-/// (only transient failures are retried, and only when `retry`).
+/// (only transient failures are retried, and only when `retry`), all within
+/// `config.call_deadline` ([`Error::Timeout`] naming `call` otherwise).
 pub(crate) async fn with_retries<T, F, Fut>(
     config: &Config,
+    call: &str,
     retry: bool,
+    attempt: F,
+) -> Result<T>
+where
+    T: Send,
+    F: FnMut() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T>> + Send,
+{
+    let max_attempts = if retry { config.retry.max_attempts } else { 1 };
+    retry_within_deadline(config, call, max_attempts, Error::is_transient, attempt).await
+}
+
+/// Runs `attempt` up to `max_attempts` times while its failures satisfy `may_retry`, with
+/// back-off, and gives up with [`Error::Timeout`] (naming `call`, which must hold no secrets or
+/// query strings) when `config.call_deadline` passes first, whatever is in flight.
+pub(crate) async fn retry_within_deadline<T, F, Fut>(
+    config: &Config,
+    call: &str,
+    max_attempts: u32,
+    may_retry: impl Fn(&Error) -> bool + Sync,
     mut attempt: F,
 ) -> Result<T>
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
+    T: Send,
+    F: FnMut() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T>> + Send,
 {
-    let max_attempts = if retry { config.retry.max_attempts } else { 1 };
-    let mut number = 1;
-    loop {
-        match attempt().await {
-            Err(error) if error.is_transient() && number < max_attempts => {
-                let delay = config.retry.backoff(number);
-                tracing::warn!(
-                    "{error}; retrying in {delay:?} (attempt {number} of {max_attempts} failed)"
-                );
-                tokio::time::sleep(delay).await;
-                number += 1;
+    let mut attempts = 0u32;
+    let mut last_failure: Option<String> = None;
+    // Boxed and type-erased: calls nest (an upload presigns, a call may renew the session), and
+    // without it the nested future types grow past the compiler's default query depth in crates
+    // that await `import_directory`.
+    let run: std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + '_>> = Box::pin(
+        async {
+            loop {
+                attempts += 1;
+                match attempt().await {
+                    Err(error) if attempts < max_attempts && may_retry(&error) => {
+                        let delay = config.retry.backoff(attempts);
+                        tracing::warn!(
+                            "{error}; retrying in {delay:?} (attempt {attempts} of {max_attempts} failed)"
+                        );
+                        last_failure = Some(failure_summary(&error));
+                        tokio::time::sleep(delay).await;
+                    }
+                    done => return done,
+                }
             }
-            done => return done,
-        }
-    }
-}
-
-/// Sends one authenticated call: renews the session once on an auth failure, retries transient
-/// failures when allowed, and returns the body of a 2xx response.
-pub(crate) async fn send_authenticated(
-    http: &reqwest::Client,
-    config: &Config,
-    auth: &Auth,
-    call: &Call<'_>,
-) -> Result<Bytes> {
-    with_retries(config, call.retry, || async {
-        let (generation, token) = auth.token(http, config).await?;
-        let (status, bytes) = send_once(http, config, call, Some(&token)).await?;
-        let endpoint = &call.endpoint;
-        if is_expired_session(endpoint.service, status) {
-            tracing::debug!("{endpoint}: HTTP {status}, renewing the session");
-            let (_, token) = auth
-                .renew(http, config, generation)
-                .await
-                .map_err(|error| Error::SessionRejected {
-                    endpoint: endpoint.to_string(),
-                    status: status.as_u16(),
-                    reason: error.to_string(),
-                })?;
-            let (status, bytes) = send_once(http, config, call, Some(&token)).await?;
-            return match status {
-                StatusCode::FORBIDDEN => Err(permission_denied(endpoint, status, &bytes)),
-                StatusCode::UNAUTHORIZED => Err(Error::SessionRejected {
-                    endpoint: endpoint.to_string(),
-                    status: status.as_u16(),
-                    reason: "a freshly renewed token was refused as well".into(),
-                }),
-                _ => check_success(endpoint, status, bytes),
+        },
+    );
+    let outcome = tokio::time::timeout(config.call_deadline, run).await;
+    match outcome {
+        Ok(done) => done,
+        Err(_elapsed) => {
+            let detail = match last_failure {
+                Some(last) => format!(
+                    "{attempts} attempt(s), the last still running; an earlier one failed: {last}"
+                ),
+                None => format!("{attempts} attempt(s), the last still running"),
             };
+            Err(Error::Timeout {
+                call: call.to_owned(),
+                after: config.call_deadline,
+                detail,
+            })
         }
-        if status == StatusCode::FORBIDDEN {
-            return Err(permission_denied(endpoint, status, &bytes));
-        }
-        check_success(endpoint, status, bytes)
-    })
-    .await
-}
-
-fn is_expired_session(service: Service, status: StatusCode) -> bool {
-    match service {
-        Service::Api => status == StatusCode::UNAUTHORIZED,
-        // The gateway answers 403 for an expired token and 401 only for a missing header; a
-        // renewal cannot hurt in either case.
-        Service::Api2 => status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
     }
 }
 
-fn permission_denied(endpoint: &Endpoint, status: StatusCode, bytes: &[u8]) -> Error {
-    Error::PermissionDenied {
-        endpoint: endpoint.to_string(),
-        status: status.as_u16(),
-        body: body_snippet(bytes),
+/// What went wrong in one attempt, without the endpoint (the timeout message names it) and
+/// without URL query strings.
+fn failure_summary(error: &Error) -> String {
+    match error {
+        Error::Transport { message, .. } => message.clone(),
+        Error::Status { status, .. } => format!("HTTP {status}"),
+        Error::Decode { message, .. } => message.clone(),
+        other => strip_queries(&other.to_string()),
     }
 }
 
+/// `text` with the query string of every URL in it cut off.
+pub(crate) fn strip_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find('?') {
+            Some(at) if word.contains("://") => &word[..at],
+            _ => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The body of a 2xx response, else [`Error::Status`].
 pub(crate) fn check_success(
     endpoint: &Endpoint,
     status: StatusCode,
@@ -253,7 +156,8 @@ pub(crate) fn check_success(
     }
 }
 
-async fn send_once(
+/// Sends `call` once (with `token` as bearer, if any): the status and body, or a transport error.
+pub(crate) async fn send_once(
     http: &reqwest::Client,
     config: &Config,
     call: &Call<'_>,
@@ -281,52 +185,4 @@ async fn send_once(
     let status = response.status();
     let bytes = response.bytes().await.map_err(transport)?;
     Ok((status, bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redaction_keeps_only_scheme_host_and_path() {
-        assert_eq!(
-            redact_url(
-                "https://bucket.s3.amazonaws.com/imp/key?X-Amz-Signature=abc&X-Amz-Security-Token=t"
-            ),
-            "https://bucket.s3.amazonaws.com/imp/key"
-        );
-        assert_eq!(
-            redact_url("http://127.0.0.1:9000/b/k?sig=1#frag"),
-            "http://127.0.0.1:9000/b/k"
-        );
-        assert_eq!(redact_url("not a url ?secret"), "<unparseable URL>");
-        assert_eq!(
-            redact_url("https://user:pw@host/p"),
-            "https://host/p",
-            "userinfo is dropped too"
-        );
-    }
-
-    #[test]
-    fn endpoints_encode_segments_and_queries() {
-        let config = Config::with_hosts("http://h:1/prefix/", "http://h2");
-        let endpoint = Endpoint::api(
-            &config,
-            Method::GET,
-            &["packages", "N:package:a/b c"],
-            &[("includeAncestors", "true")],
-        )
-        .unwrap();
-        assert_eq!(
-            endpoint.to_string(),
-            "GET http://h:1/prefix/packages/N:package:a%2Fb%20c?includeAncestors=true"
-        );
-    }
-
-    #[test]
-    fn snippets_are_bounded() {
-        assert_eq!(body_snippet(b"  "), "(empty body)");
-        let long = "x".repeat(1000);
-        assert_eq!(body_snippet(long.as_bytes()).len(), 303);
-    }
 }

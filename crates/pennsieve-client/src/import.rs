@@ -48,6 +48,7 @@ impl std::fmt::Debug for ImportOptions {
 
 /// How an import ended without error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImportStatus {
     /// Every file was registered and uploaded.
     Completed,

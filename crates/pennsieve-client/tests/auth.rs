@@ -1,12 +1,11 @@
 //! Both login paths, renewal on 401 (api) / 403 (api2), single-flight renewals, permission errors.
-#![cfg(feature = "fake")]
 
 mod common;
 
 use base64::Engine;
 use common::*;
-use pennsieve_client::fake::{FakeConfig, FakeRoute, ids};
 use pennsieve_client::{Client, Credentials, Error};
+use pennsieve_fake::{FakeConfig, FakeRoute, ids};
 
 #[tokio::test]
 async fn expired_session_token_is_refreshed_with_the_user_pool_and_device_key() {
@@ -56,10 +55,7 @@ async fn refresh_without_device_key_claim_sends_none() {
     .await;
     let client = Client::new(
         fake.client_config(),
-        Credentials::SessionToken {
-            token: "opaque-not-a-jwt".into(),
-            refresh_token: Some("fake-user-refresh-token".into()),
-        },
+        Credentials::session("opaque-not-a-jwt", Some("fake-user-refresh-token".into())).unwrap(),
     )
     .unwrap();
     // The opaque token is unknown to the fake: treated as expired, renewed without DEVICE_KEY.
@@ -98,10 +94,7 @@ async fn wrong_secret_is_a_cognito_error() {
     let fake = fake(FakeConfig::default()).await;
     let client = Client::new(
         fake.client_config(),
-        Credentials::ApiKey {
-            key: "fake-api-key".into(),
-            secret: "wrong".into(),
-        },
+        Credentials::api_key("fake-api-key", "wrong").unwrap(),
     )
     .unwrap();
     let error = client.authenticate().await.unwrap_err();
@@ -126,10 +119,7 @@ async fn expired_token_without_refresh_token_names_the_missing_refresh_token() {
     let fake = fake(FakeConfig::default()).await;
     let client = Client::new(
         fake.client_config(),
-        Credentials::SessionToken {
-            token: fake.session_token(),
-            refresh_token: None,
-        },
+        Credentials::session(fake.session_token(), None).unwrap(),
     )
     .unwrap();
     fake.expire_tokens();
@@ -233,49 +223,51 @@ async fn permission_denied_is_not_a_session_problem() {
 
 #[test]
 fn credentials_debug_redacts_secrets() {
-    let session =
-        Credentials::from_parts(Some("tok-123".into()), Some("ref-456".into()), None, None)
-            .unwrap();
+    let session = Credentials::session("tok-123", Some("ref-456".into())).unwrap();
     let shown = format!("{session:?}");
     assert_eq!(
         shown,
         r#"SessionToken { token: "<redacted>", refresh_token: Some("<redacted>") }"#
     );
-    let key =
-        Credentials::from_parts(None, None, Some("key-1".into()), Some("secret-2".into())).unwrap();
+    let key = Credentials::api_key("key-1", "secret-2").unwrap();
     assert_eq!(
         format!("{key:?}"),
-        r#"ApiKey { key: "key-1", secret: "<redacted>" }"#
+        r#"ApiKey { key: "<redacted>", secret: "<redacted>" }"#
     );
 }
 
 #[test]
-fn credentials_prefer_a_session_token() {
-    let both = Credentials::from_parts(Some("t".into()), None, Some("k".into()), Some("s".into()));
+fn credentials_constructors_reject_blank_values() {
     assert_eq!(
-        both,
-        Some(Credentials::SessionToken {
+        Credentials::session("t", Some(" ".into())).unwrap(),
+        Credentials::SessionToken {
             token: "t".into(),
             refresh_token: None
-        })
-    );
-    let blank_token = Credentials::from_parts(
-        Some(" ".into()),
-        Some("r".into()),
-        Some("k".into()),
-        Some("s".into()),
+        },
+        "a blank refresh token counts as none"
     );
     assert_eq!(
-        blank_token,
-        Some(Credentials::ApiKey {
+        Credentials::api_key("k", "s").unwrap(),
+        Credentials::ApiKey {
             key: "k".into(),
             secret: "s".into()
-        })
+        }
     );
-    assert_eq!(
-        Credentials::from_parts(None, None, Some("k".into()), None),
-        None
-    );
+    for (error, what) in [
+        (Credentials::session("", None).unwrap_err(), "session token"),
+        (
+            Credentials::session(" \t", Some("r".into())).unwrap_err(),
+            "session token",
+        ),
+        (Credentials::api_key(" ", "s").unwrap_err(), "API key"),
+        (Credentials::api_key("k", "").unwrap_err(), "API secret"),
+    ] {
+        assert!(matches!(error, Error::InvalidConfig(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!("invalid configuration: the {what} is empty")
+        );
+    }
 }
 
 #[test]
@@ -339,10 +331,7 @@ async fn unreachable_cognito_is_a_transport_error_without_secrets() {
     let secret = "s3cret-that-must-not-show";
     let client = Client::new(
         config,
-        Credentials::ApiKey {
-            key: "fake-api-key".into(),
-            secret: secret.into(),
-        },
+        Credentials::api_key("fake-api-key", secret).unwrap(),
     )
     .unwrap();
     let error = client.authenticate().await.unwrap_err();

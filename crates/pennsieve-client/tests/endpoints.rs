@@ -1,11 +1,10 @@
 //! Every typed endpoint against the fake server.
-#![cfg(feature = "fake")]
 
 mod common;
 
 use common::*;
-use pennsieve_client::fake::{FakeConfig, FakePackage, FakeRoute, FakeRun, ids};
 use pennsieve_client::{Error, ManifestEntry, NewChannel, RemoteChannel};
+use pennsieve_fake::{FakeConfig, FakePackage, FakeRoute, FakeRun, ids};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -406,11 +405,7 @@ async fn upload_errors_never_show_the_presigned_query() {
 }
 
 /// Raw HTTP/1.1 PUT to the fake's S3 target; returns the status line.
-async fn raw_put(
-    fake: &pennsieve_client::fake::FakePennsieve,
-    headers: &str,
-    body: &str,
-) -> String {
+async fn raw_put(fake: &pennsieve_fake::FakePennsieve, headers: &str, body: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(fake.address())
         .await
         .unwrap();

@@ -1,13 +1,12 @@
 //! Fault modes of the fake: 5xx bursts, slow responses, failing uploads, expiring tokens.
-#![cfg(feature = "fake")]
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use pennsieve_client::fake::{FakeConfig, FakeRoute, ids};
 use pennsieve_client::{Error, ImportOptions, ImportStatus, import_directory};
+use pennsieve_fake::{FakeConfig, FakeRoute, ids};
 
 fn one_channel() -> Vec<ChannelSpec> {
     vec![ChannelSpec {

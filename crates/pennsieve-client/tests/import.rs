@@ -1,6 +1,5 @@
 //! Full imports against the fake: every chunk arrives once with identical bytes, the manifest
 //! lists every file once, channels are matched or created per the contract.
-#![cfg(feature = "fake")]
 
 mod common;
 
@@ -10,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use pennsieve_client::fake::{FakeConfig, FakePackage, FakeRoute, FakeRun, FakeState, ids};
 use pennsieve_client::{Error, ImportOptions, ImportStatus, import_directory};
+use pennsieve_fake::{FakeConfig, FakePackage, FakeRoute, FakeRun, FakeState, ids};
 use ts_chunk_format::{ChannelRef, ChunkName};
 
 /// Checks that the fake received exactly the files in `written`, once each, byte for byte, under

@@ -1,13 +1,12 @@
 //! Secrets stay out of logs even at TRACE level with the SDK's body logging switched on.
 //! One test in its own binary: it sets an environment variable before any thread starts.
-#![cfg(feature = "fake")]
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use pennsieve_client::fake::{FakeConfig, ids};
+use pennsieve_fake::{FakeConfig, ids};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -42,7 +41,10 @@ fn cognito_secrets_are_not_logged_even_at_trace_level() {
     let config = FakeConfig::default();
     runtime.block_on(async {
         let fake = fake(FakeConfig::default()).await;
-        key_client(&fake).authenticate().await.unwrap();
+        let key_client = key_client(&fake);
+        key_client.authenticate().await.unwrap();
+        // Debug output of credentials and clients may well end up in logs.
+        tracing::info!(credentials = ?fake.api_key_credentials(), client = ?key_client, "debug output");
         let client = session_client(&fake);
         fake.expire_tokens();
         client.list_channels(ids::PACKAGE).await.unwrap();
@@ -51,8 +53,10 @@ fn cognito_secrets_are_not_logged_even_at_trace_level() {
     let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
     // The subscriber saw our events...
     assert!(logs.contains("Pennsieve session renewed"), "{logs}");
-    // ...but no request or response body of `InitiateAuth`.
+    assert!(logs.contains("debug output"), "{logs}");
+    // ...but no request or response body of `InitiateAuth`, and no key, secret or token.
     for secret in [
+        config.api_key.as_str(),
         config.api_secret.as_str(),
         config.refresh_token.as_str(),
         "fake-token-pool-refresh-",

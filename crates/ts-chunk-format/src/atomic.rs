@@ -2,14 +2,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, io_err};
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A temporary file `.{final_name}.{pid}.{counter}.tmp` next to its final path. Removed on drop
-/// unless [`TempFile::commit`] renamed it into place.
+/// A temporary file `.{final_name}.{pid}.{random}.tmp` next to its final path (`random`: 16 hex
+/// digits from a fresh random `u64`, so the name cannot be predicted and planted in advance).
+/// Removed on drop unless [`TempFile::commit`] renamed it into place.
 #[derive(Debug)]
 pub(crate) struct TempFile {
     temp_path: PathBuf,
@@ -18,20 +16,29 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    /// Creates (truncating) the temporary file for `dir/final_name`.
+    /// Creates the temporary file for `dir/final_name`. It must not exist yet (`O_CREAT|O_EXCL`,
+    /// plus `O_NOFOLLOW` on Unix): a file or link planted under the name is an error, never
+    /// followed or truncated. A name collision (practically impossible) is retried with a new name.
     pub(crate) fn create(dir: &Path, final_name: &str) -> Result<(TempFile, File)> {
-        let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!(
-            ".{final_name}.{}.{counter}.tmp",
-            std::process::id()
-        ));
-        let file = File::create(&temp_path).map_err(io_err("create temporary file", &temp_path))?;
-        let temp = TempFile {
-            temp_path,
-            final_path: dir.join(final_name),
-            committed: false,
-        };
-        Ok((temp, file))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let temp_path = dir.join(temp_name(final_name));
+            match create_new_no_follow(&temp_path) {
+                Ok(file) => {
+                    let temp = TempFile {
+                        temp_path,
+                        final_path: dir.join(final_name),
+                        committed: false,
+                    };
+                    return Ok((temp, file));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempts < 4 => {
+                    continue;
+                }
+                Err(error) => return Err(io_err("create temporary file", &temp_path)(error)),
+            }
+        }
     }
 
     /// Renames the temporary file to its final name (replacing any file there) and returns the final
@@ -50,6 +57,11 @@ impl TempFile {
     pub(crate) fn temp_path(&self) -> &Path {
         &self.temp_path
     }
+
+    /// The path [`TempFile::commit`] renames the file to.
+    pub(crate) fn final_path(&self) -> &Path {
+        &self.final_path
+    }
 }
 
 impl Drop for TempFile {
@@ -59,6 +71,32 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.temp_path);
         }
     }
+}
+
+/// `.{final_name}.{pid}.{random:016x}.tmp`.
+fn temp_name(final_name: &str) -> String {
+    format!(
+        ".{final_name}{}{:016x}.tmp",
+        own_temp_marker(),
+        rand::random::<u64>()
+    )
+}
+
+/// `.{pid}.`: the part of a temporary file name that says this process created it.
+pub(crate) fn own_temp_marker() -> String {
+    format!(".{}.", std::process::id())
+}
+
+/// Opens `path` for writing, creating it; fails if anything (a symlink included) is already there.
+pub(crate) fn create_new_no_follow(path: &Path) -> std::io::Result<File> {
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    options.open(path)
 }
 
 /// Whether `name` is a temporary file name of ours (`.<something>.tmp`).

@@ -12,6 +12,15 @@ use crate::atomic::TempFile;
 use crate::error::{Error, Result, io_err};
 use crate::name::ChunkName;
 
+/// A file that was written and renamed into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Its final path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
 /// Samples encoded per step of [`ChunkFile::append`], so its buffer stays small (16 KiB).
 const APPEND_STEP_SAMPLES: usize = 2048;
 
@@ -26,7 +35,7 @@ pub fn encode_samples(samples: &[f64], out: &mut Vec<u8>) {
 
 /// Decodes big-endian float64 samples; the length must be a multiple of 8.
 pub fn decode_samples(bytes: &[u8]) -> Result<Vec<f64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.chunks_exact(8).remainder().is_empty() {
         return Err(Error::SampleBytesLength { len: bytes.len() });
     }
     Ok(bytes
@@ -54,7 +63,8 @@ pub fn read_chunk(path: &Path) -> Result<Vec<f64>> {
 
 /// Writes chunk files at one gzip level, reusing its buffers between chunks.
 ///
-/// Files are written to `.{name}.{pid}.{n}.tmp` in the target directory and renamed into place when
+/// Files are written to `.{name}.{pid}.{random}.tmp` in the target directory (created with
+/// `O_EXCL`/`O_NOFOLLOW`, so nothing planted there is followed) and renamed into place when
 /// complete, so a final name never holds a partial chunk. There is no fsync (for speed): after a
 /// machine crash a recent file may be empty or short, but a crashed conversion is rerun anyway.
 pub struct ChunkWriter {
@@ -115,8 +125,8 @@ impl ChunkWriter {
         self.level.level()
     }
 
-    /// Writes one whole chunk to `dir/{name}` atomically and returns the final path.
-    pub fn write(&mut self, dir: &Path, name: &ChunkName, samples: &[f64]) -> Result<PathBuf> {
+    /// Writes one whole chunk to `dir/{name}` atomically.
+    pub fn write(&mut self, dir: &Path, name: &ChunkName, samples: &[f64]) -> Result<Written> {
         let final_name = name.to_string();
         self.raw.clear();
         encode_samples(samples, &mut self.raw);
@@ -130,10 +140,14 @@ impl ChunkWriter {
 
         let (temp, mut file) = TempFile::create(dir, &final_name)?;
         let written = file.write_all(&gz_out);
+        let bytes = gz_out.len() as u64;
         self.gz = gz_out;
         written.map_err(io_err("write chunk file", temp.temp_path()))?;
         drop(file);
-        temp.commit()
+        Ok(Written {
+            path: temp.commit()?,
+            bytes,
+        })
     }
 
     /// Starts a chunk written piece by piece (for chunks that are not in memory at once). The file
@@ -173,19 +187,27 @@ impl ChunkFile {
         Ok(())
     }
 
-    /// Completes the gzip stream, flushes, and renames the file into place; returns the final path.
-    pub fn finish(self) -> Result<PathBuf> {
+    /// Completes the gzip stream, flushes, and renames the file into place.
+    pub fn finish(self) -> Result<Written> {
         let ChunkFile { encoder, temp, .. } = self;
         let finished = encoder
             .finish()
-            .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()));
-        let file = finished.map_err(io_err("finish chunk file", temp.temp_path()))?;
-        drop(file);
-        temp.commit()
+            .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| Ok(file.metadata()?.len()));
+        let bytes = finished.map_err(io_err("finish chunk file", temp.temp_path()))?;
+        Ok(Written {
+            path: temp.commit()?,
+            bytes,
+        })
     }
 
     /// Path of the temporary file being written.
     pub fn temp_path(&self) -> &Path {
         self.temp.temp_path()
+    }
+
+    /// The path the chunk gets when [`ChunkFile::finish`] renames it into place.
+    pub fn final_path(&self) -> &Path {
+        self.temp.final_path()
     }
 }

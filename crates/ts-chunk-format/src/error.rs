@@ -4,10 +4,14 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. Every message names the file (or the text) concerned
 /// and what was expected.
+///
+/// A variant with an underlying error exposes it through [`std::error::Error::source`] and does not
+/// repeat it in its own message: show the whole chain (e.g. `anyhow`'s `{:#}`) to see it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O error, with the file it concerned and what we were doing.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What we were doing, e.g. "create temporary file".
         action: &'static str,
@@ -29,7 +33,7 @@ pub enum Error {
     },
 
     /// A channel metadata file that is not the expected JSON object.
-    #[error("invalid channel metadata JSON in {}: {source}", path.display())]
+    #[error("invalid channel metadata JSON in {}", path.display())]
     InvalidMetadata {
         /// The metadata file (or the origin given to [`crate::ChannelMetadata::from_json`]).
         path: PathBuf,
@@ -57,6 +61,33 @@ pub enum Error {
         len: usize,
     },
 
+    /// [`crate::OutputDir::prepare`] with [`crate::ExistingOutput::Refuse`] found files of an
+    /// earlier conversion.
+    #[error(
+        "output directory {} already holds {count} file(s) from an earlier conversion (e.g. {example})",
+        dir.display()
+    )]
+    EarlierOutput {
+        /// The output directory.
+        dir: std::path::PathBuf,
+        /// How many of our files it holds.
+        count: usize,
+        /// One of their names.
+        example: String,
+    },
+
+    /// [`crate::OutputDir::prepare`] found the directory locked by another live
+    /// [`crate::OutputDir`] (another conversion, in this process or another one).
+    #[error(
+        "output directory {} is in use by another conversion (it holds the lock on {})",
+        dir.display(),
+        crate::LOCK_FILE_NAME
+    )]
+    Locked {
+        /// The output directory.
+        dir: PathBuf,
+    },
+
     /// A gzip compression level outside 0..=9.
     #[error("invalid gzip compression level {level}: expected 0..=9")]
     InvalidCompressionLevel {
@@ -67,6 +98,18 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `error` and its sources, joined by `: ` (for messages kept as plain strings).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Wraps an I/O error with the path and action, for `map_err`.
 pub(crate) fn io_err(

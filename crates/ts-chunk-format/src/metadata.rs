@@ -1,11 +1,12 @@
 //! Per-channel metadata files (`channel-{index:05}.metadata.json`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::TempFile;
+use crate::chunk::Written;
 use crate::error::{Error, Result, io_err};
 use crate::name::metadata_file_name;
 
@@ -92,12 +93,16 @@ impl ChannelMetadata {
         Self::from_json(&text, path)
     }
 
-    /// Writes `dir/channel-{index:05}.metadata.json` atomically and returns its path.
-    pub fn write_atomic(&self, dir: &Path, channel_index: u32) -> Result<PathBuf> {
+    /// Writes `dir/channel-{index:05}.metadata.json` atomically.
+    pub fn write_atomic(&self, dir: &Path, channel_index: u32) -> Result<Written> {
         let (temp, mut file) = TempFile::create(dir, &metadata_file_name(channel_index))?;
-        file.write_all(self.to_json().as_bytes())
+        let json = self.to_json();
+        file.write_all(json.as_bytes())
             .map_err(io_err("write channel metadata", temp.temp_path()))?;
         drop(file);
-        temp.commit()
+        Ok(Written {
+            path: temp.commit()?,
+            bytes: json.len() as u64,
+        })
     }
 }

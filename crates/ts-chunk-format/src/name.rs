@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 const CHUNK_SUFFIX: &str = ".bin.gz";
-const LOCAL_PREFIX: &str = "channel-";
+pub(crate) const LOCAL_PREFIX: &str = "channel-";
 const NODE_ID_PREFIX: &str = "N:channel:";
 
 /// Which channel a chunk belongs to.

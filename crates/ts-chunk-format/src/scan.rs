@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::atomic::is_temp_name;
-use crate::error::{Result, io_err};
+use crate::error::{Result, error_chain, io_err};
 use crate::metadata::ChannelMetadata;
 use crate::name::{ChannelRef, ChunkName, looks_like_ours, parse_metadata_file_name};
 
@@ -80,7 +80,7 @@ pub enum ScanProblem {
     InvalidMetadata {
         /// The metadata file.
         path: PathBuf,
-        /// The error message (it names the file).
+        /// The error message with its causes (it names the file).
         error: String,
     },
     /// A file named like ours (`channel-…` or `N:channel:…`) that is neither a local chunk nor a
@@ -174,7 +174,7 @@ pub fn scan_output_dir(dir: &Path) -> Result<OutputScan> {
                 Err(error) => {
                     problems.push(ScanProblem::InvalidMetadata {
                         path: path.clone(),
-                        error: error.to_string(),
+                        error: error_chain(&error),
                     });
                     None
                 }
@@ -248,14 +248,12 @@ fn check_channel(channel: &ScannedChannel, problems: &mut Vec<ScanProblem>) {
     // earlier long one is caught too.
     let mut furthest: Option<&ScannedChunk> = None;
     for chunk in &channel.chunks {
-        if let Some(earlier) = furthest {
-            if chunk.name.start_us <= earlier.name.end_us {
-                problems.push(ScanProblem::OverlappingChunks {
-                    channel: channel.channel,
-                    earlier: earlier.path.clone(),
-                    later: chunk.path.clone(),
-                });
-            }
+        if let Some(earlier) = furthest.filter(|e| chunk.name.start_us <= e.name.end_us) {
+            problems.push(ScanProblem::OverlappingChunks {
+                channel: channel.channel,
+                earlier: earlier.path.clone(),
+                later: chunk.path.clone(),
+            });
         }
         if furthest.is_none_or(|f| chunk.name.end_us > f.name.end_us) {
             furthest = Some(chunk);

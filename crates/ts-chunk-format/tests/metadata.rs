@@ -4,6 +4,17 @@ use std::path::Path;
 
 use ts_chunk_format::{ChannelMetadata, Error, metadata_file_name};
 
+/// An error and its sources joined by `: `, as `anyhow`'s `{:#}` shows them.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 fn example() -> ChannelMetadata {
     ChannelMetadata::continuous(
         "CH 01",
@@ -65,7 +76,9 @@ fn round_trips_through_json_and_files() {
         ChannelMetadata::from_json(&metadata.to_json(), Path::new("x")).unwrap(),
         metadata
     );
-    let path = metadata.write_atomic(dir.path(), 12).unwrap();
+    let written = metadata.write_atomic(dir.path(), 12).unwrap();
+    assert_eq!(written.bytes, metadata.to_json().len() as u64);
+    let path = written.path;
     assert_eq!(path, dir.path().join(metadata_file_name(12)));
     assert_eq!(ChannelMetadata::read(&path).unwrap(), metadata);
     // Only the final file remains, no temporary.
@@ -93,5 +106,7 @@ fn errors_name_the_file() {
         "{io}"
     );
     assert!(matches!(io, Error::Io { .. }));
-    insta::assert_snapshot!(format!("{error}\n{not_json}\n"));
+    assert!(!io.to_string().contains("os error"), "{io}");
+    assert!(chain(&io).ends_with("(os error 2)"), "{}", chain(&io));
+    insta::assert_snapshot!(format!("{}\n{}\n", chain(&error), chain(&not_json)));
 }

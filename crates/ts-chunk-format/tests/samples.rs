@@ -10,6 +10,17 @@ use ts_chunk_format::{ChunkName, ChunkWriter, Error, decode_samples, encode_samp
 
 const LEVELS: [u32; 4] = [0, 1, 6, 9];
 
+/// An error and its sources joined by `: `, as `anyhow`'s `{:#}` shows them.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 fn bits(samples: &[f64]) -> Vec<u64> {
     samples.iter().map(|s| s.to_bits()).collect()
 }
@@ -78,7 +89,8 @@ fn special_values_survive_every_level() {
         let name = ChunkName::local(level, -10, 10);
         let path = ChunkWriter::new(level)
             .write(dir.path(), &name, &values)
-            .unwrap();
+            .unwrap()
+            .path;
         assert_eq!(path, dir.path().join(name.to_string()));
         assert_eq!(
             bits(&read_chunk(&path).unwrap()),
@@ -89,7 +101,8 @@ fn special_values_survive_every_level() {
     // Empty chunks are valid gzip files with an empty payload.
     let path = ChunkWriter::default()
         .write(dir.path(), &ChunkName::local(99, 0, 0), &[])
-        .unwrap();
+        .unwrap()
+        .path;
     assert!(read_chunk(&path).unwrap().is_empty());
 }
 
@@ -103,8 +116,11 @@ fn level_zero_stores_and_level_one_compresses() {
     let compressed = ChunkWriter::new(1)
         .write(dir.path(), &ChunkName::local(1, 0, 1), &zeros)
         .unwrap();
-    let stored_len = std::fs::metadata(&stored).unwrap().len();
-    let compressed_len = std::fs::metadata(&compressed).unwrap().len();
+    let stored_len = std::fs::metadata(&stored.path).unwrap().len();
+    let compressed_len = std::fs::metadata(&compressed.path).unwrap().len();
+    // The writer reports what it wrote.
+    assert_eq!(stored.bytes, stored_len);
+    assert_eq!(compressed.bytes, compressed_len);
     // Stored blocks: payload plus gzip header/trailer and 5 bytes per 64 KiB block.
     assert!((80_000..80_100).contains(&stored_len), "{stored_len}");
     assert!(compressed_len < 1_000, "{compressed_len}");
@@ -128,7 +144,7 @@ fn rewriting_a_chunk_replaces_it_and_leaves_no_temporaries() {
     let name = ChunkName::local(0, 5, 6);
     let mut writer = ChunkWriter::new(0);
     writer.write(dir.path(), &name, &[1.0, 2.0, 3.0]).unwrap();
-    let path = writer.write(dir.path(), &name, &[4.0]).unwrap();
+    let path = writer.write(dir.path(), &name, &[4.0]).unwrap().path;
     assert_eq!(read_chunk(&path).unwrap(), [4.0]);
     assert_eq!(file_names(dir.path()), [name.to_string()]);
 }
@@ -141,7 +157,8 @@ fn streaming_equals_one_shot() {
         let mut writer = ChunkWriter::new(level);
         let one_shot = writer
             .write(dir.path(), &ChunkName::local(0, 0, level.into()), &samples)
-            .unwrap();
+            .unwrap()
+            .path;
         let mut file = writer
             .begin(dir.path(), &ChunkName::local(1, 0, level.into()))
             .unwrap();
@@ -156,6 +173,11 @@ fn streaming_equals_one_shot() {
             rest = tail;
         }
         let streamed = file.finish().unwrap();
+        assert_eq!(
+            streamed.bytes,
+            std::fs::metadata(&streamed.path).unwrap().len()
+        );
+        let streamed = streamed.path;
         assert_eq!(
             streamed,
             dir.path().join(format!("channel-00001_0_{level}.bin.gz"))
@@ -230,8 +252,14 @@ fn reading_bad_chunks_names_the_file() {
     let missing = dir.path().join("missing.bin.gz");
     let error3 = read_chunk(&missing).unwrap_err();
 
-    let shown = format!("{error}\n{error2}\n{error3}\n")
-        .replace(&dir.path().display().to_string(), "<dir>");
+    // Messages do not repeat their source; the chain shows the OS error exactly once.
+    let shown = format!(
+        "{}\n{}\n{}\n",
+        chain(&error),
+        chain(&error2),
+        chain(&error3)
+    )
+    .replace(&dir.path().display().to_string(), "<dir>");
     insta::assert_snapshot!(shown);
 }
 
@@ -241,7 +269,8 @@ fn level_zero_is_readable_by_gzip_tool() {
     let values = special_values();
     let path = ChunkWriter::new(0)
         .write(dir.path(), &ChunkName::local(0, 0, 1), &values)
-        .unwrap();
+        .unwrap()
+        .path;
     let output = match std::process::Command::new("gzip")
         .arg("-dc")
         .arg(&path)
@@ -281,7 +310,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = ChunkWriter::new(level)
             .write(dir.path(), &ChunkName::local(0, -1, 1), &samples)
-            .unwrap();
+            .unwrap()
+            .path;
         prop_assert_eq!(bits(&read_chunk(&path).unwrap()), bits(&samples));
     }
 

@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
-use pennsieve_client::{
-    Client, Config, Credentials, ImportOptions, ImportReport, ImportStatus, import_directory,
-};
+use pennsieve_client::{Client, ImportOptions, ImportReport, ImportStatus, import_directory};
 use tracing::{error, info};
 
-use crate::config::{ContainerConfig, ImportSettings};
+use crate::settings::ImportSettings;
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -22,38 +20,22 @@ pub struct ImportArgs {
     pub integration_id: String,
 }
 
-pub fn run_from_container(config: &ContainerConfig) -> Result<()> {
-    run(&config.output_dir, &config.import)
-}
-
+/// `ts-processor import`: the importer's settings from the environment, the run from the flag.
 pub fn run_from_cli(args: &ImportArgs) -> Result<()> {
-    let mut settings = ImportSettings::from_env()?;
-    settings.integration_id = Some(args.integration_id.clone());
-    run(&args.dir, &settings)
+    run(
+        &args.dir,
+        ImportSettings::from_env(args.integration_id.clone())?,
+    )
 }
 
-fn run(dir: &Path, settings: &ImportSettings) -> Result<()> {
-    let integration_id = settings
-        .integration_id
-        .clone()
-        .context("INTEGRATION_ID is not set: it must name the workflow run to import into")?;
-    let credentials = Credentials::from_parts(
-        settings.session_token.clone(),
-        settings.refresh_token.clone(),
-        settings.api_key.clone(),
-        settings.api_secret.clone(),
-    )
-    .context(
-        "no Pennsieve credentials: set SESSION_TOKEN (and REFRESH_TOKEN), \
-         or PENNSIEVE_API_KEY and PENNSIEVE_API_SECRET",
-    )?;
-    let mut config = Config::with_hosts(&settings.api_host, &settings.api_host2);
-    config.cognito_endpoint = settings.cognito_endpoint.clone();
-    if let Some(n) = settings.upload_concurrency {
-        config.upload_concurrency = n;
-    }
-    let client = Client::new(config, credentials).context("setting up the Pennsieve client")?;
-
+/// Imports `dir` into the run `settings` name.
+pub fn run(dir: &Path, settings: ImportSettings) -> Result<()> {
+    let ImportSettings {
+        client,
+        credentials,
+        integration_id,
+    } = settings;
+    let client = Client::new(client, credentials).context("setting up the Pennsieve client")?;
     let mut options = ImportOptions::new(integration_id.clone());
     options.on_progress = Some(upload_progress());
     info!(run = %integration_id, dir = %dir.display(), "importing into Pennsieve");
@@ -107,6 +89,10 @@ fn finish(dir: &Path, integration_id: &str, report: &ImportReport) -> Result<()>
                 }
             )
         }
+        other => bail!(
+            "import of {} into run {integration_id}: unexpected outcome {other:?}",
+            dir.display()
+        ),
     }
 }
 
@@ -115,7 +101,7 @@ fn upload_progress() -> pennsieve_client::ProgressFn {
     let logged = Arc::new(AtomicU64::new(0));
     Arc::new(move |files: u64, bytes: u64| {
         let step = if files < 1_000 { 100 } else { 1_000 };
-        if files % step == 0 && logged.fetch_max(files, Ordering::Relaxed) < files {
+        if files.is_multiple_of(step) && logged.fetch_max(files, Ordering::Relaxed) < files {
             info!(
                 "uploaded {files} files ({:.1} MiB)",
                 bytes as f64 / 1_048_576.0

@@ -4,10 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use nwb_reader::{DiscoverOptions, NwbFile, TimeBase};
 use serde::Serialize;
-
-use crate::pipeline::{micros, series_rate};
+use ts_convert::{NwbFile, Options, SeriesPlan};
 
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
@@ -64,72 +62,22 @@ pub struct SkippedReport {
     pub reason: String,
 }
 
+/// What `inspect` shows: the conversion plan of `path` with every series, channels numbered as
+/// `convert` would number them (a file without series is shown, not refused).
 pub fn inspect(path: &Path, include_processing: bool) -> Result<InspectReport> {
     let file = NwbFile::open(path)?;
-    let discovery = file.discover(&DiscoverOptions { include_processing })?;
-    let mut series = Vec::new();
-    let mut next_index = 0u32;
-    for info in &discovery.series {
-        let reader = file.open_series(info)?;
-        let segments = reader.segments()?;
-        let t0 = reader.time_at(0)?;
-        let t_end = reader.time_at(info.num_samples - 1)?;
-        let mut largest_gap: Option<f64> = None;
-        for pair in segments.windows(2) {
-            let gap = reader.time_at(pair[1].start)? - reader.time_at(pair[0].end - 1)?;
-            largest_gap = Some(largest_gap.map_or(gap, |g: f64| g.max(gap)));
-        }
-        let (time_base, starting_time_s) = match &info.time {
-            TimeBase::Rate { starting_time, .. } => ("rate", Some(*starting_time)),
-            TimeBase::Timestamps { .. } => ("timestamps", None),
-        };
-        let channels = info
-            .channels
-            .iter()
-            .enumerate()
-            .map(|(k, c)| ChannelReport {
-                index: next_index + k as u32,
-                electrode_row: c.row,
-                id: c.id,
-                name: c.name.clone(),
-                group: c.group.clone(),
-            })
-            .collect();
-        next_index += info.num_channels as u32;
-        series.push(SeriesReport {
-            path: info.path.clone(),
-            neurodata_type: info.neurodata_type.clone(),
-            dtype: info.dtype.to_string(),
-            shape: info.shape.clone(),
-            rate_hz: series_rate(&info.time),
-            time_base,
-            starting_time_s,
-            start_us: micros(t0),
-            end_us: micros(t_end),
-            // From the truncated microseconds: the float difference of two epoch-scale times
-            // would show digits that are not there.
-            duration_s: (micros(t_end) - micros(t0)) as f64 / 1e6,
-            segments: segments.len(),
-            largest_gap_s: largest_gap,
-            conversion: info.scaling.conversion,
-            offset: info.scaling.offset,
-            channel_conversion: info.scaling.channel_conversion.is_some(),
-            stored_unit: info.scaling.unit.clone(),
-            unit_factor: info.scaling.unit_factor,
-            layout: info.storage.layout.clone(),
-            chunk_shape: info.storage.chunk_shape.clone(),
-            filters: info.storage.filters.clone(),
-            external: info.storage.external.clone(),
-            channels,
-        });
-    }
+    let options = Options {
+        include_processing,
+        ..Options::default()
+    };
+    let plan = ts_convert::plan(&file, &options)?;
     Ok(InspectReport {
         file: path.display().to_string(),
         nwb_version: file.nwb_version().to_owned(),
         reference_time: file.reference_time().text.clone(),
         reference_time_us: file.reference_time().epoch_micros,
-        series,
-        skipped: discovery
+        series: plan.series.iter().map(series_report).collect(),
+        skipped: plan
             .skipped
             .iter()
             .map(|s| SkippedReport {
@@ -139,6 +87,48 @@ pub fn inspect(path: &Path, include_processing: bool) -> Result<InspectReport> {
             })
             .collect(),
     })
+}
+
+fn series_report(series: &SeriesPlan) -> SeriesReport {
+    let info = &series.info;
+    let channels = info
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(k, c)| ChannelReport {
+            index: series.channel_index(k),
+            electrode_row: c.row,
+            id: c.id,
+            name: c.name.clone(),
+            group: c.group.clone(),
+        })
+        .collect();
+    SeriesReport {
+        path: info.path.clone(),
+        neurodata_type: info.neurodata_type.clone(),
+        dtype: info.dtype.to_string(),
+        shape: info.shape.clone(),
+        rate_hz: series.rate,
+        time_base: info.time.kind_name(),
+        starting_time_s: info.time.starting_time(),
+        start_us: series.start_us,
+        end_us: series.end_us,
+        // From the truncated microseconds: the float difference of two epoch-scale times
+        // would show digits that are not there.
+        duration_s: (series.end_us - series.start_us) as f64 / 1e6,
+        segments: series.segments.len(),
+        largest_gap_s: series.largest_gap_s,
+        conversion: info.scaling.conversion,
+        offset: info.scaling.offset,
+        channel_conversion: info.scaling.channel_conversion.is_some(),
+        stored_unit: info.scaling.unit.clone(),
+        unit_factor: info.scaling.unit_factor,
+        layout: info.storage.layout.clone(),
+        chunk_shape: info.storage.chunk_shape.clone(),
+        filters: info.storage.filters.clone(),
+        external: info.storage.external.clone(),
+        channels,
+    }
 }
 
 /// The human-readable form.

@@ -4,14 +4,15 @@
 //! Pennsieve workflow expects; with a subcommand it is a CLI for people. The work itself lives in
 //! the library crates; this binary only parses settings, wires them up and reports.
 
-mod config;
+mod convert;
 mod files;
 mod import;
 mod inspect;
-mod pipeline;
 mod progress;
+mod settings;
+mod supervise;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,10 +20,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tracing::info;
 
-use crate::config::ContainerConfig;
-use crate::files::ExistingOutput;
-use crate::pipeline::ConvertOptions;
+use ts_convert::{ExecOptions, ExistingOutput, Options};
+
 use crate::progress::Progress;
+use crate::settings::ContainerSettings;
 
 #[derive(Parser)]
 #[command(
@@ -33,13 +34,13 @@ use crate::progress::Progress;
         Run with no arguments for container mode (configured by INPUT_DIR, OUTPUT_DIR, \
         CHUNK_SIZE_MB, IMPORTER_ENABLED, ... as in a Pennsieve workflow)."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Convert one NWB file into chunk and metadata files.
     Convert(ConvertArgs),
     /// Show the series, channels, time base, scaling and storage of an NWB file.
@@ -49,12 +50,12 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// The NWB file.
-    input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Output directory (created if missing).
     #[arg(short, long)]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Uncompressed MiB per chunk file; fractions allowed.
     #[arg(long, default_value_t = 1.0, value_parser = parse_chunk_size)]
     chunk_size_mb: f64,
@@ -73,15 +74,18 @@ struct ConvertArgs {
     /// Replace chunk and metadata files an earlier run left in the output directory.
     #[arg(long)]
     overwrite: bool,
+    /// The most chunk files to write (a run that would write more fails before starting).
+    #[arg(long, env = "MAX_OUTPUT_FILES", default_value_t = ts_convert::DEFAULT_MAX_FILES)]
+    max_files: u64,
     /// MiB of raw samples read per block (memory use is a small multiple of this).
     #[arg(long, default_value_t = 8.0, hide = true)]
     block_mb: f64,
 }
 
 #[derive(clap::Args)]
-struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// The NWB file.
-    input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -91,28 +95,54 @@ struct InspectArgs {
 }
 
 fn parse_chunk_size(text: &str) -> Result<f64, String> {
-    config::parse_chunk_size_mb(text).map_err(|e| format!("{e:#}"))
+    settings::parse_chunk_size_mb(text).map_err(|e| format!("{e:#}"))
 }
 
 fn main() -> ExitCode {
     let json_logs = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     init_logging(json_logs);
-    let container_mode = std::env::args_os().len() <= 1;
-    let result = if container_mode {
-        run_container()
-    } else {
-        run_cli(Cli::parse(), json_logs)
+    // No arguments: container mode.
+    let cli = (std::env::args_os().len() > 1).then(Cli::parse);
+    if supervise::wanted() {
+        // HDF5 work runs in a supervised copy of this process (see supervise.rs).
+        match supervise::targets(cli.as_ref()) {
+            Ok(Some(targets)) => return supervise::run(&targets, json_logs),
+            Ok(None) => {}
+            Err(err) => {
+                report_error(&err, json_logs);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let result = match cli {
+        None => run_container(),
+        Some(cli) => run_cli(cli, json_logs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            if json_logs {
-                tracing::error!(error = %format!("{err:#}"), "failed");
-            } else {
-                eprintln!("error: {err:#}");
-            }
+            report_error(&err, json_logs);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The one `error:` line (or JSON event). Writing errors are ignored: with stderr closed or full
+/// there is nowhere left to report them, and the exit status still says it.
+pub(crate) fn report_error(err: &anyhow::Error, json_logs: bool) {
+    if json_logs {
+        tracing::error!(error = %format!("{err:#}"), "failed");
+    } else {
+        let _ = writeln!(std::io::stderr(), "error: {err:#}");
+    }
+}
+
+/// Prints to stdout; a reader that went away (`inspect | head`) ends the output quietly.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
     }
 }
 
@@ -132,47 +162,59 @@ fn init_logging(json: bool) {
 
 /// Container mode: everything from the environment (spec "Inputs and settings").
 fn run_container() -> Result<()> {
-    let config = ContainerConfig::from_env()?;
-    info!(?config, "container mode");
-    let input = files::find_single_nwb(&config.input_dir)?;
-    let options = ConvertOptions {
-        chunk_size_mb: config.chunk_size_mb,
-        compression_level: config.compression_level,
+    let settings = ContainerSettings::from_env()?;
+    info!(?settings, "container mode");
+    let input = files::find_single_nwb(&settings.input_dir)?;
+    let summary = convert::convert(
+        &input,
+        &settings.output_dir,
+        &settings.options,
+        &settings.exec,
         // A retried workflow step must not mix its files with a previous attempt's.
-        existing_output: ExistingOutput::Replace,
-        ..ConvertOptions::default()
-    };
-    let progress = Progress::hidden();
-    let summary = pipeline::convert(&input, &config.output_dir, &options, &progress)?;
+        ExistingOutput::Replace,
+        &Progress::hidden(),
+    )?;
     info!("{summary}");
-    if config.importer_enabled {
-        import::run_from_container(&config)?;
-    } else {
-        info!(
-            "import disabled (IMPORTER_ENABLED / ENVIRONMENT); files left in the output directory"
-        );
+    match settings.import {
+        Some(import) => import::run(&settings.output_dir, import),
+        None => {
+            info!(
+                environment = %settings.environment,
+                "import disabled (IMPORTER_ENABLED / ENVIRONMENT); files left in the output directory"
+            );
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
     match cli.command {
         Command::Convert(args) => {
-            let options = ConvertOptions {
+            let options = Options {
                 chunk_size_mb: args.chunk_size_mb,
-                compression_level: args.compression_level,
                 series: args.series,
                 include_processing: args.include_processing,
+                max_files: args.max_files,
+            };
+            let exec = ExecOptions {
+                compression_level: args.compression_level,
                 block_bytes: ((args.block_mb * 1_048_576.0) as usize).max(1),
-                existing_output: if args.overwrite {
-                    ExistingOutput::Replace
-                } else {
-                    ExistingOutput::Refuse
-                },
                 threads: args.threads,
             };
+            let existing = if args.overwrite {
+                ExistingOutput::Replace
+            } else {
+                ExistingOutput::Refuse
+            };
             let progress = Progress::new(!json_logs);
-            let result = pipeline::convert(&args.input, &args.output, &options, &progress);
+            let result = convert::convert(
+                &args.input,
+                &args.output,
+                &options,
+                &exec,
+                existing,
+                &progress,
+            );
             progress.finish();
             let summary = result?;
             info!("{summary}");
@@ -181,14 +223,11 @@ fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
         Command::Inspect(args) => {
             let report = inspect::inspect(&args.input, args.include_processing)?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).context("encoding the report")?
-                );
+                let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
+                print_stdout(&format!("{json}\n"))
             } else {
-                print!("{}", inspect::render_text(&report));
+                print_stdout(&inspect::render_text(&report))
             }
-            Ok(())
         }
         Command::Import(args) => import::run_from_cli(&args),
     }

@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Reports conversion progress to a person (bar) or a log (lines).
 pub struct Progress {
     bar: Option<ProgressBar>,
-    total: AtomicU64,
-    done: AtomicU64,
     /// Last tenth reported as a log line (when there is no bar).
     logged_tenth: AtomicU64,
 }
@@ -28,31 +27,24 @@ impl Progress {
         });
         Self {
             bar,
-            total: AtomicU64::new(0),
-            done: AtomicU64::new(0),
             logged_tenth: AtomicU64::new(0),
         }
     }
 
-    /// No output at all (library-style callers and tests).
+    /// Log lines only, never a bar (container mode).
     pub fn hidden() -> Self {
         Self::new(false)
     }
 
-    pub fn set_total(&self, bytes: u64) {
-        self.total.store(bytes, Ordering::Relaxed);
-        if let Some(bar) = &self.bar {
-            bar.set_length(bytes);
-        }
-    }
-
-    pub fn advance(&self, bytes: u64) {
-        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    /// `done` of `total` raw bytes are converted (cumulative; called from any thread).
+    pub fn update(&self, done: u64, total: u64) {
         match &self.bar {
-            Some(bar) => bar.set_position(done),
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
             None => {
-                let total = self.total.load(Ordering::Relaxed).max(1);
-                let tenth = done.saturating_mul(10) / total;
+                let tenth = done.saturating_mul(10) / total.max(1);
                 if tenth > self.logged_tenth.fetch_max(tenth, Ordering::Relaxed) && tenth < 10 {
                     tracing::info!("{}% of the samples converted", tenth * 10);
                 }
@@ -60,6 +52,7 @@ impl Progress {
         }
     }
 
+    /// Removes the bar, if any.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

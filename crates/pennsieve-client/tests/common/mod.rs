@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pennsieve_client::fake::{FakeConfig, FakePennsieve, ids};
 use pennsieve_client::{Client, Config, ImportOptions, ImportReport, import_directory};
+use pennsieve_fake::{FakeConfig, FakePennsieve, ids};
 use serde_json::{Value, json};
 use ts_chunk_format::{ChannelMetadata, ChunkName, ChunkWriter};
 
@@ -58,7 +58,10 @@ pub fn write_output(dir: &Path, specs: &[ChannelSpec]) -> Vec<(PathBuf, ChunkNam
                 .collect();
             let end = start + period_us * (spec.samples_per_chunk as i64 - 1);
             let name = ChunkName::local(index, start, end);
-            let path = writer.write(dir, &name, &samples).expect("write chunk");
+            let path = writer
+                .write(dir, &name, &samples)
+                .expect("write chunk")
+                .path;
             written.push((path, name));
             start = end + period_us;
         }
@@ -72,7 +75,7 @@ pub fn write_output(dir: &Path, specs: &[ChannelSpec]) -> Vec<(PathBuf, ChunkNam
 /// A raw `ChannelDTO` as the api returns it, with `group` missing and grouped properties.
 pub fn remote_channel_dto(id: &str, name: &str, rate: f64) -> Value {
     json!({
-        "content": {"id": id, "packageId": pennsieve_client::fake::ids::PACKAGE, "name": name,
+        "content": {"id": id, "packageId": pennsieve_fake::ids::PACKAGE, "name": name,
                     "start": 1, "end": 2, "unit": "uV", "rate": rate, "channelType": "CONTINUOUS",
                     "lastAnnotation": 0, "spikeDuration": null, "createdAt": "2024-01-01T00:00:00Z"},
         "properties": [{"category": "Pennsieve",

@@ -1,11 +1,11 @@
 //! Starts the fake Pennsieve and prints its URLs and credentials as one JSON line on stdout,
-//! then serves until killed. Used by `cargo xtask e2e`.
+//! then serves until killed: the fake as a separate process, for manual runs of the binary.
 //!
-//! `cargo run -p pennsieve-client --features fake --example fake_server -- [PORT]`
+//! `cargo run -p pennsieve-fake --example fake_server -- [PORT]`
 
 use std::io::Write;
 
-use pennsieve_client::fake::{FakeConfig, FakePennsieve, ids};
+use pennsieve_fake::{FakeConfig, FakePennsieve, ids};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,14 +1,14 @@
 //! Measures import throughput (files/s) against the in-process fake at several upload
 //! concurrencies. Numbers include the fake's own work (it shares the CPU).
 //!
-//! `cargo run -p pennsieve-client --features fake --release --example import_throughput -- [FILES] [SAMPLES_PER_CHUNK] [DELAY_MS]`
+//! `cargo run -p pennsieve-fake --release --example import_throughput -- [FILES] [SAMPLES_PER_CHUNK] [DELAY_MS]`
 //!
 //! `DELAY_MS` adds a per-response delay to the fake to mimic network latency.
 
 use std::time::{Duration, Instant};
 
-use pennsieve_client::fake::{FakeConfig, FakePennsieve, ids};
 use pennsieve_client::{Client, ImportOptions, import_directory};
+use pennsieve_fake::{FakeConfig, FakePennsieve, ids};
 use ts_chunk_format::{ChannelMetadata, ChunkName, ChunkWriter};
 
 #[tokio::main]
