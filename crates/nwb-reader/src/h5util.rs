@@ -199,7 +199,7 @@ pub(crate) fn read_attr_strings(attr: &Attribute) -> hdf5::Result<Vec<String>> {
 
 /// A scalar text attribute as raw bytes, if present.
 pub(crate) fn attr_text(loc: &Location, name: &str) -> hdf5::Result<Option<Vec<u8>>> {
-    if !loc.attr_names()?.iter().any(|n| n == name) {
+    if !attr_exists(loc, name)? {
         return Ok(None);
     }
     Ok(read_attr_texts(&loc.attr(name)?)?.into_iter().next())
@@ -277,7 +277,7 @@ pub(crate) fn object_key(loc: &Location) -> hdf5::Result<(u64, String)> {
 
 /// A scalar numeric attribute widened to f64 (HDF5 converts f32 exactly), if present.
 pub(crate) fn attr_f64(loc: &Location, name: &str) -> hdf5::Result<Option<f64>> {
-    if !loc.attr_names()?.iter().any(|n| n == name) {
+    if !attr_exists(loc, name)? {
         return Ok(None);
     }
     let attr = loc.attr(name)?;
@@ -309,6 +309,19 @@ pub(crate) fn read_f64_range(ds: &Dataset, a: usize, b: usize) -> hdf5::Result<V
             .collect(),
         _ => ds.read_slice_1d::<f64, _>(sel)?.into_raw_vec_and_offset().0,
     })
+}
+
+/// Whether `loc` has an attribute `name`. Asked by name (`H5Aexists`): listing the attribute
+/// names through the `hdf5` crate decodes each one's character-set field into a Rust enum, and a
+/// corrupt file with an out-of-range value there made that abort or panic.
+pub(crate) fn attr_exists(loc: &Location, name: &str) -> hdf5::Result<bool> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| "attribute name contains NUL")?;
+    let found = hdf5::sync::sync(|| unsafe { hdf5_sys::h5a::H5Aexists(loc.id(), c_name.as_ptr()) });
+    match found {
+        n if n > 0 => Ok(true),
+        0 => Ok(false),
+        _ => Err(format!("cannot look up attribute {name}").into()),
+    }
 }
 
 /// The HDF5 path of an open object as raw bytes (the `hdf5` crate's `name()` assumes UTF-8).

@@ -118,3 +118,23 @@ fn a_huge_chunk_size_is_one_chunk_per_segment() {
     let summary = ts_convert::execute(&plan, &out, &ExecOptions::default(), |_| {}).unwrap();
     assert_eq!(summary.chunks, 8);
 }
+
+#[test]
+fn a_series_that_ends_before_it_starts_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "timestamps_gap.nwb", |s| {
+        let ts = s.dataset("timestamps").unwrap();
+        let mut times: Vec<f64> = ts.read_raw().unwrap();
+        let last = times.len() - 1;
+        times[last] = times[0] - 1.0; // the last sample goes back before the first
+        ts.write_raw(&times).unwrap();
+    });
+    let err = plan_error(&path, &Options::default());
+    let Error::EndsBeforeStart {
+        start_us, end_us, ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(start_us - end_us, 1_000_000);
+}
