@@ -107,8 +107,8 @@ pub enum Error {
         endpoint: String,
     },
 
-    /// Reading a local file or directory failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    /// Reading a local file or directory failed (the OS error is the source).
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What we were doing.
         action: &'static str,
@@ -148,8 +148,8 @@ pub enum Error {
         problem: String,
     },
 
-    /// One uploaded file failed on every attempt.
-    #[error("upload of {} (upload key {upload_key}) failed after {attempts} attempt(s): {source}", path.display())]
+    /// One uploaded file failed on every attempt (the last failure is the source).
+    #[error("upload of {} (upload key {upload_key}) failed after {attempts} attempt(s)", path.display())]
     Upload {
         /// The chunk file.
         path: PathBuf,
@@ -162,8 +162,9 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// A step of [`crate::import_directory`] failed; lists the files that were not uploaded.
-    #[error("import step `{step}` failed: {source}; {}", NotUploaded(not_uploaded))]
+    /// A step of [`crate::import_directory`] failed (the cause is the source); lists the files
+    /// that were not uploaded.
+    #[error("import step `{step}` failed ({})", NotUploaded(not_uploaded))]
     Import {
         /// The step, e.g. `create channels`.
         step: &'static str,
@@ -237,7 +238,7 @@ mod tests {
                 }),
             }),
         };
-        insta::assert_snapshot!(error.to_string());
+        insta::assert_snapshot!(chain(&error));
         assert!(error.is_transient());
     }
 
@@ -262,8 +263,20 @@ mod tests {
             source: Box::new(Error::NoRefreshToken),
         };
         assert_eq!(
-            error.to_string(),
-            "import step `upload files` failed: cannot refresh session: no refresh token was supplied (set REFRESH_TOKEN); every file was uploaded"
+            chain(&error),
+            "import step `upload files` failed (every file was uploaded): cannot refresh session: no refresh token was supplied (set REFRESH_TOKEN)"
         );
+    }
+
+    /// The message and its causes, as `anyhow` shows them with `{:#}`: each said once.
+    fn chain(error: &Error) -> String {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 }

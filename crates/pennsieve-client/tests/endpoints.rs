@@ -393,15 +393,15 @@ async fn upload_errors_never_show_the_presigned_query() {
             && !message.contains('?')
     );
 
-    // A missing file names the file.
+    // A missing file names the file; the OS error is the source, said once.
     let missing = dir.path().join("missing.bin.gz");
     let error = client.put_file(&stale, &missing).await.unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .starts_with(&format!("cannot open {}: ", missing.display())),
-        "{error}"
+    assert_eq!(
+        error.to_string(),
+        format!("cannot open {}", missing.display())
     );
+    let cause = std::error::Error::source(&error).expect("the OS error");
+    assert!(cause.to_string().contains("No such file"), "{cause}");
 }
 
 /// Raw HTTP/1.1 PUT to the fake's S3 target; returns the status line.

@@ -98,9 +98,10 @@ async fn non_idempotent_calls_are_not_retried_and_every_file_is_reported() {
     let mut got = not_uploaded.clone();
     got.sort();
     assert_eq!(got, expected);
-    let message = error.to_string();
+    let message = common::chain(&error);
     assert!(
-        message.starts_with("import step `create import` failed: POST http://"),
+        message.starts_with("import step `create import` failed (6 file(s) not uploaded: ")
+            && message.contains("): POST http://"),
         "{message}"
     );
     assert!(
@@ -110,7 +111,7 @@ async fn non_idempotent_calls_are_not_retried_and_every_file_is_reported() {
         "{message}"
     );
     assert!(
-        message.contains("; 6 file(s) not uploaded: ") && message.contains(", ... (1 more)"),
+        message.contains("(6 file(s) not uploaded: ") && message.contains(", ... (1 more))"),
         "{message}"
     );
     assert_eq!(fake.state().count(FakeRoute::CreateImport), 1);
@@ -147,7 +148,7 @@ async fn an_upload_failing_every_attempt_stops_the_import_and_lists_what_is_miss
     };
     assert_eq!(*attempts, 3);
     assert_eq!(path, &written[0].0);
-    let message = error.to_string();
+    let message = common::chain(&error);
     assert!(
         message.contains(&format!(
             "upload of {} (upload key ",
@@ -209,11 +210,10 @@ async fn partial_uploads_list_only_the_missing_files() {
     assert_eq!(*step, "upload files");
     let expected: Vec<_> = written[3..].iter().map(|(p, _)| p.clone()).collect();
     assert_eq!(not_uploaded, &expected);
+    let message = common::chain(&error);
     assert!(
-        error
-            .to_string()
-            .contains(&format!("cannot open {}", written[3].0.display())),
-        "{error}"
+        message.contains(&format!("cannot open {}", written[3].0.display())),
+        "{message}"
     );
     assert_eq!(fake.state().uploads.len(), 3);
 }

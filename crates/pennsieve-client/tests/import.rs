@@ -408,18 +408,25 @@ async fn blank_channel_names_fail_naming_the_metadata_file_and_every_file() {
     };
     assert_eq!(*step, "create channels");
     assert_eq!(not_uploaded.len(), written.len());
-    let message = error.to_string();
+    let message = chain(&error);
     let metadata = dir.path().join("channel-00001.metadata.json");
-    assert!(message.starts_with(&format!(
-        "import step `create channels` failed: channel metadata {}: cannot create channel \"\": POST http://",
-        metadata.display()
-    )), "{message}");
+    assert!(
+        message.starts_with("import step `create channels` failed (4 file(s) not uploaded: "),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "): channel metadata {}: cannot create channel \"\": POST http://",
+            metadata.display()
+        )),
+        "{message}"
+    );
     assert!(message.contains("HTTP 400"), "{message}");
     assert!(
         message.contains("channel name must not be blank"),
         "{message}"
     );
-    assert!(message.contains("; 4 file(s) not uploaded: "), "{message}");
+    assert!(message.contains("(4 file(s) not uploaded: "), "{message}");
     assert!(fake.state().uploads.is_empty());
 }
 

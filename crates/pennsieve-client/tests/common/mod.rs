@@ -83,3 +83,15 @@ pub fn remote_channel_dto(id: &str, name: &str, rate: f64) -> Value {
                                         "fixed": false, "hidden": false, "display": "v"}]}]
     })
 }
+
+/// An error and its causes, as `anyhow` shows them with `{:#}`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
