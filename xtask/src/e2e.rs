@@ -1,5 +1,11 @@
 //! `cargo xtask e2e`: the release binary in container mode, importer on, against the in-process
-//! fake Pennsieve (api, api2, Cognito, S3). Checks that what arrived is exactly what was written.
+//! fake Pennsieve (api, api2, S3). Checks that what arrived is exactly what was written.
+//!
+//! The binary logs in with an API key through a real Cognito protocol endpoint, the `moto`
+//! emulator (`pennsieve_fake::MotoCognito`, a virtualenv under the target dir, started and killed
+//! here); the fake serves moto's pools in `cognito-config` and accepts moto's tokens. Without
+//! python3/PyPI it prints `SKIPPED: …` and uses the fake's own Cognito, unless
+//! `COGNITO_EMULATOR_REQUIRED=1`, where that is an error.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -8,7 +14,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use ndarray::{ArrayD, IxDyn};
-use pennsieve_fake::{CreatedChannel, FakeConfig, FakePennsieve, FakeState, ids};
+use pennsieve_fake::{
+    CreatedChannel, FakeConfig, FakePennsieve, FakeRoute, FakeState, MotoCognito, ids,
+};
 use ts_chunk_format::{ChannelRef, ChunkName, OutputScan, scan_output_dir};
 
 use crate::fixtures::builder::{ElectrodesTable, Header, NwbBuilder, Samples, SeriesSpec, Time};
@@ -31,8 +39,15 @@ pub fn run_e2e() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let config = FakeConfig::default();
-    let (key, secret) = (config.api_key.clone(), config.api_secret.clone());
+    let moto = start_moto()?;
+    let config = FakeConfig {
+        external_cognito: moto.as_ref().map(MotoCognito::external_cognito),
+        ..FakeConfig::default()
+    };
+    let (key, secret) = match &moto {
+        Some(moto) => (moto.api_key.clone(), moto.api_secret.clone()),
+        None => (config.api_key.clone(), config.api_secret.clone()),
+    };
     let fake = runtime
         .block_on(FakePennsieve::start(config))
         .context("starting the fake Pennsieve")?;
@@ -59,8 +74,9 @@ pub fn run_e2e() -> Result<()> {
         .env("INTEGRATION_ID", ids::RUN)
         .env("UPLOAD_CONCURRENCY", "4");
     println!(
-        "$ ts-processor   (container mode, importer on, fake Pennsieve at {})",
-        fake.address()
+        "$ ts-processor   (container mode, importer on, fake Pennsieve at {}, Cognito at {})",
+        fake.address(),
+        fake.cognito_url()
     );
     let started = Instant::now();
     let status = cmd
@@ -77,6 +93,17 @@ pub fn run_e2e() -> Result<()> {
     );
     let state = fake.state();
     let files = verify(&scan, &state)?;
+    if moto.is_some() {
+        // The fake accepted only moto's tokens: none came from its own Cognito.
+        ensure!(
+            state.count(FakeRoute::InitiateAuth) == 0,
+            "the binary logged in at the fake's Cognito, not moto's"
+        );
+        println!(
+            "e2e: logged in through the moto Cognito emulator (USER_PASSWORD_AUTH, token pool)"
+        );
+    }
+    drop(moto);
     println!(
         "e2e ok: {} channels created, {files} chunk files in one manifest, each uploaded once with \
          identical bytes ({:.1} s including conversion)",
@@ -84,6 +111,33 @@ pub fn run_e2e() -> Result<()> {
         elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// The Cognito emulator, or `None` (after a SKIPPED line) when it cannot be had and
+/// `COGNITO_EMULATOR_REQUIRED` is not `1`.
+fn start_moto() -> Result<Option<MotoCognito>> {
+    let started = Instant::now();
+    match MotoCognito::start() {
+        Ok(moto) => {
+            println!(
+                "e2e: moto Cognito emulator at {} ready in {:.1} s",
+                moto.endpoint,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(Some(moto))
+        }
+        Err(why) if MotoCognito::required() => {
+            bail!(
+                "Cognito emulator (moto) required by COGNITO_EMULATOR_REQUIRED=1 but unavailable: {why}"
+            )
+        }
+        Err(why) => {
+            println!(
+                "SKIPPED: e2e login through the Cognito emulator (moto): {why}; using the fake's own Cognito"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Two series (the second with explicit timestamps and a gap, so two segments), 12 channels.

@@ -4,7 +4,6 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod demo;
 mod docker;
 mod e2e;
 mod fixtures;
@@ -23,8 +22,6 @@ enum Task {
     Fixtures(fixtures::FixturesArgs),
     /// End-to-end throughput and peak memory on three generated inputs, against a floor.
     Bench(bench::BenchArgs),
-    /// Convert the bundled sample (testdata/sample.nwb) and show what was written.
-    Demo,
     /// Release binary in container mode, importer on, against the fake Pennsieve; checks every upload.
     E2e,
     /// Build the container image from docker/Dockerfile (needs a Docker engine).
@@ -38,7 +35,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Fixtures(args) => fixtures::run(&args),
         Task::Bench(args) => bench::run_bench(&args),
-        Task::Demo => demo::run_demo(),
         Task::E2e => e2e::run_e2e(),
         Task::Docker { tag } => docker::run_docker(&tag),
     }

@@ -92,6 +92,34 @@ pub struct FakeConfig {
     pub delay: Duration,
     /// Authenticated api/api2 calls get 403 even with valid tokens.
     pub permission_denied: bool,
+    /// A real Cognito (e.g. the moto emulator, [`crate::MotoCognito`]) instead of the fake's own:
+    /// `cognito-config` describes its pools, [`crate::FakePennsieve::client_config`] points the
+    /// client at it, and its access tokens are accepted. The fake's own Cognito route keeps
+    /// working (and keeps its fault injection), but clients are no longer sent there.
+    pub external_cognito: Option<ExternalCognito>,
+}
+
+/// A Cognito the fake does not run, as `/authentication/cognito-config` describes it.
+///
+/// Its access tokens are accepted when they are JWTs (signature not checked) with
+/// `token_use = "access"`, `iss = https://cognito-idp.{region}.amazonaws.com/{pool id}` of one of
+/// the two pools, `client_id` = that pool's app client id, and `exp`, when present, in the future.
+/// Once seen, such a token is tracked like the fake's own: [`FakeConfig::token_max_uses`],
+/// [`crate::FakePennsieve::expire_tokens`] and [`crate::FakePennsieve::expire_token`] apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalCognito {
+    /// The Cognito endpoint clients use ([`pennsieve_client::Config::cognito_endpoint`]).
+    pub endpoint: String,
+    /// `region` (top level and of both pools).
+    pub region: String,
+    /// `userPool.id`.
+    pub user_pool_id: String,
+    /// `userPool.appClientId`.
+    pub user_pool_client_id: String,
+    /// `tokenPool.id`.
+    pub token_pool_id: String,
+    /// `tokenPool.appClientId`.
+    pub token_pool_client_id: String,
 }
 
 impl Default for FakeConfig {
@@ -129,6 +157,7 @@ impl Default for FakeConfig {
             fail_status: 503,
             delay: Duration::ZERO,
             permission_denied: false,
+            external_cognito: None,
         }
     }
 }

@@ -24,6 +24,9 @@
 //! # }
 //! ```
 //!
+//! With [`FakeConfig::external_cognito`] the fake describes and accepts a real Cognito instead of
+//! its own, e.g. the `moto` emulator that [`MotoCognito`] installs, starts and stops.
+//!
 //! Layout: [`FakeConfig`] (data and fault modes), [`FakePennsieve`] (the running server and its
 //! helpers), [`FakeState`] (what it recorded); the request handlers live in one private module
 //! per service (api, api2, Cognito, S3).
@@ -31,11 +34,13 @@
 #![warn(missing_docs)]
 
 mod config;
+mod moto;
 mod routes;
 mod server;
 mod state;
 
-pub use config::{FakeConfig, FakePackage, FakeRoute, FakeRun};
+pub use config::{ExternalCognito, FakeConfig, FakePackage, FakeRoute, FakeRun};
+pub use moto::MotoCognito;
 pub use server::FakePennsieve;
 pub use state::{AuthCall, CreatedChannel, FakeImport, FakeState, LoggedRequest, UploadedObject};
 

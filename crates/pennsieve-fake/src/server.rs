@@ -65,8 +65,17 @@ impl FakePennsieve {
         format!("{}/api2", self.shared.base_url)
     }
 
-    /// Cognito endpoint (for [`Config::cognito_endpoint`]).
+    /// Cognito endpoint (for [`Config::cognito_endpoint`]): the fake's own, or
+    /// [`ExternalCognito::endpoint`](crate::ExternalCognito::endpoint) when one is configured.
     pub fn cognito_url(&self) -> String {
+        match &self.shared.config.external_cognito {
+            Some(external) => external.endpoint.clone(),
+            None => self.own_cognito_url(),
+        }
+    }
+
+    /// The fake's own Cognito endpoint (served even when an external Cognito is configured).
+    pub fn own_cognito_url(&self) -> String {
         format!("{}/cognito/", self.shared.base_url)
     }
 
@@ -121,6 +130,13 @@ impl FakePennsieve {
         for token in inner.tokens.values_mut() {
             token.expired = true;
         }
+    }
+
+    /// Expires one access token (the next use gets 401/403), also one the fake has not seen yet
+    /// (e.g. a session token from an external Cognito that a client is about to use).
+    pub fn expire_token(&self, token: &str) {
+        let mut inner = self.shared.lock();
+        inner.tokens.entry(token.to_owned()).or_default().expired = true;
     }
 
     /// A snapshot of everything recorded.

@@ -114,7 +114,8 @@ impl FakeState {
     }
 }
 
-/// An issued access token.
+/// An issued (or, with an external Cognito, accepted) access token.
+#[derive(Default)]
 pub(crate) struct Token {
     pub(crate) uses: u64,
     pub(crate) expired: bool,
@@ -202,4 +203,47 @@ pub(crate) fn issue_access_token(
         },
     );
     token
+}
+
+/// The claims of a JWT, decoded without verification; `None` unless it is three dot-separated
+/// parts whose middle one is base64url JSON.
+pub(crate) fn jwt_claims(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `token` is an unexpired access token of one of the configured external Cognito's pools
+/// (see [`crate::ExternalCognito`]; the signature is not checked).
+pub(crate) fn is_external_access_token(config: &FakeConfig, token: &str) -> bool {
+    let Some(external) = &config.external_cognito else {
+        return false;
+    };
+    let Some(claims) = jwt_claims(token) else {
+        return false;
+    };
+    let claim = |name: &str| claims[name].as_str().unwrap_or("");
+    let issuer = |pool: &str| {
+        format!(
+            "https://cognito-idp.{}.amazonaws.com/{pool}",
+            external.region
+        )
+    };
+    let pool_matches = [
+        (&external.user_pool_id, &external.user_pool_client_id),
+        (&external.token_pool_id, &external.token_pool_client_id),
+    ]
+    .into_iter()
+    .any(|(pool, client)| claim("iss") == issuer(pool) && claim("client_id") == client.as_str());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let unexpired = claims["exp"].as_u64().is_none_or(|exp| exp > now);
+    claim("token_use") == "access" && pool_matches && unexpired
 }

@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Inspect(InspectArgs),
     /// Import a directory of converted files into Pennsieve (credentials from the environment).
     Import(import::ImportArgs),
+    /// Draw a PNG preview of converted files: µV against time, one row per channel.
+    Preview(PreviewArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +94,30 @@ pub(crate) struct InspectArgs {
     /// Also list series under /processing and in LFP/FilteredEphys containers.
     #[arg(long)]
     include_processing: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PreviewArgs {
+    /// Output directory of a conversion (chunk and metadata files).
+    pub(crate) dir: PathBuf,
+    /// The PNG file to write.
+    #[arg(short, long)]
+    pub(crate) output: PathBuf,
+    /// Channels to draw: A..B (end exclusive), A..=B or A [default: the first 8 present; at most 64].
+    #[arg(long, value_parser = ts_preview::parse_channel_range)]
+    channels: Option<std::ops::Range<u32>>,
+    /// Start, seconds after the first sample [default: 0].
+    #[arg(long = "from", value_name = "S")]
+    from_s: Option<f64>,
+    /// Length of the window, seconds [default: to the last sample].
+    #[arg(long, value_name = "N")]
+    seconds: Option<f64>,
+    /// Image width, pixels.
+    #[arg(long, default_value_t = ts_preview::DEFAULT_WIDTH)]
+    width: u32,
+    /// Image height, pixels.
+    #[arg(long, default_value_t = ts_preview::DEFAULT_HEIGHT)]
+    height: u32,
 }
 
 fn parse_chunk_size(text: &str) -> Result<f64, String> {
@@ -230,5 +256,16 @@ fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
             }
         }
         Command::Import(args) => import::run_from_cli(&args),
+        Command::Preview(args) => {
+            let options = ts_preview::PreviewOptions {
+                channels: args.channels,
+                from_s: args.from_s,
+                seconds: args.seconds,
+                width: args.width,
+                height: args.height,
+            };
+            let summary = ts_preview::render(&args.dir, &options, &args.output)?;
+            print_stdout(&format!("{summary}\n"))
+        }
     }
 }

@@ -49,6 +49,8 @@ pub fn targets(cli: Option<&Cli>) -> Result<Option<Targets>> {
             output: None,
         }),
         Some(Subcommand::Import(_)) => None,
+        // Reads chunk files only, no HDF5.
+        Some(Subcommand::Preview(_)) => None,
     })
 }
 

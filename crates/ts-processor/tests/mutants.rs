@@ -154,9 +154,12 @@ fn try_mutant(input: &Path, work: &Path, label: &str, counts: &mut Counts) {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Byte changes to a fixture: (offset, old byte, new byte).
+type Flips = &'static [(usize, u8, u8)];
+
 /// Mutants that crashed, hung or aborted the binary before this protection (found by a 3,900-mutant
 /// run against Debian's HDF5 1.10.8 and a bundled 2.0.0): (fixture, [(offset, old byte, new)]).
-const KNOWN: &[(&str, &[(usize, u8, u8)])] = &[
+const KNOWN: &[(&str, Flips)] = &[
     // SIGSEGV in H5HG_read (global heap, variable-length strings) with HDF5 1.10.8.
     ("rate_starting_time.nwb", &[(7741, 0, 246)]),
     ("rate_and_timestamps.nwb", &[(7657, 0, 202)]),

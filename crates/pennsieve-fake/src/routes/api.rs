@@ -10,15 +10,24 @@ use crate::state::{CreatedChannel, Inner, Shared};
 /// `GET {api}/authentication/cognito-config`
 pub(super) fn cognito_config(shared: &Shared, _: &mut Inner, _: &Incoming<'_>) -> Reply {
     let config = &shared.config;
-    reply(
-        StatusCode::OK,
-        json!({
+    let body = match &config.external_cognito {
+        Some(external) => {
+            let region = &external.region;
+            json!({
+                "region": region,
+                "userPool": {"region": region, "id": external.user_pool_id, "appClientId": external.user_pool_client_id},
+                "tokenPool": {"region": region, "id": external.token_pool_id, "appClientId": external.token_pool_client_id},
+                "identityPool": {"region": region, "id": format!("{region}:fake"), "appClientId": ""},
+            })
+        }
+        None => json!({
             "region": "us-east-1",
             "userPool": {"region": "us-east-1", "id": "us-east-1_USER", "appClientId": config.user_pool_client_id},
             "tokenPool": {"region": "us-east-1", "id": "us-east-1_TOKEN", "appClientId": config.token_pool_client_id},
             "identityPool": {"region": "us-east-1", "id": "us-east-1:fake", "appClientId": ""},
         }),
-    )
+    };
+    reply(StatusCode::OK, body)
 }
 
 /// `GET {api}/packages/{id}`: the package with its parent (when it has one).

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::config::{FakeConfig, FakeRoute};
-use crate::state::{Inner, LoggedRequest, Shared};
+use crate::state::{Inner, LoggedRequest, Shared, Token, is_external_access_token};
 
 /// Status and JSON body of an answer (S3 errors are rendered as XML from `Code`/`Message`).
 type Reply = (StatusCode, Value);
@@ -239,6 +239,9 @@ fn check_auth(
         // e.g. `Callback workflow-service:…`: not accepted here.
         return Some(rejected());
     };
+    if !inner.tokens.contains_key(token) && is_external_access_token(config, token) {
+        inner.tokens.insert(token.to_owned(), Token::default());
+    }
     let Some(state) = inner.tokens.get_mut(token) else {
         return Some(rejected());
     };
