@@ -1,5 +1,6 @@
-//! `cargo xtask e2e`: the release binary in container mode, importer on, against the in-process
-//! fake Pennsieve (api, api2, S3). Checks that what arrived is exactly what was written.
+//! `cargo xtask e2e`: the binary in container mode, importer on, against the in-process fake
+//! Pennsieve (api, api2, S3). Checks that what arrived is exactly what was written. It uses the
+//! dev-profile binary that `cargo test` has just built, so CI compiles everything once.
 //!
 //! The binary logs in with an API key through a real Cognito protocol endpoint, the `moto`
 //! emulator (`pennsieve_fake::MotoCognito`, a virtualenv under the target dir, started and killed
@@ -32,7 +33,7 @@ pub fn run_e2e() -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     write_recording(&input.join("recording.nwb"))?;
-    let bin = build_processor(true)?;
+    let bin = build_processor(false)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -22,7 +22,7 @@ enum Task {
     Fixtures(fixtures::FixturesArgs),
     /// End-to-end throughput and peak memory on three generated inputs, against a floor.
     Bench(bench::BenchArgs),
-    /// Release binary in container mode, importer on, against the fake Pennsieve; checks every upload.
+    /// The binary in container mode, importer on, against the fake Pennsieve; checks every upload.
     E2e,
     /// Build the container image from docker/Dockerfile (needs a Docker engine).
     Docker {
