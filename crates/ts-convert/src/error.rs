@@ -85,6 +85,24 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A series would be cut into more chunks per channel than a plan holds
+    /// ([`crate::MAX_CHUNKS_PER_CHANNEL`]).
+    #[error(
+        "{}: {series} would be cut into {chunks} chunks per channel, more than the limit of \
+         {limit}; use a larger chunk size (CHUNK_SIZE_MB / --chunk-size-mb)",
+        file.display()
+    )]
+    TooManyChunks {
+        /// The input file.
+        file: PathBuf,
+        /// The series.
+        series: String,
+        /// Chunks per channel.
+        chunks: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// A sample's time is not finite or its microseconds do not fit a signed 64-bit integer.
     #[error(
         "{}: {series}: the time of sample {index} ({seconds} s) cannot be placed: \

@@ -33,7 +33,8 @@ mod plan;
 pub use error::{Error, Result};
 pub use execute::{ExecOptions, Progress, Summary, execute};
 pub use plan::{
-    DEFAULT_MAX_FILES, Options, Plan, PlannedChunk, SeriesPlan, chunk_samples, micros, plan,
+    DEFAULT_MAX_FILES, MAX_CHUNKS_PER_CHANNEL, Options, Plan, PlannedChunk, SeriesPlan,
+    chunk_samples, micros, plan,
 };
 
 // The types a caller needs alongside the plan, so one dependency is enough.

@@ -1,7 +1,6 @@
 //! The conversion plan: which series, which output channels, and which chunk files, before any
 //! sample is read (spec "Per series", "Chunks", "Files").
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use nwb_reader::{DiscoverOptions, NwbFile, SeriesInfo, SkippedObject};
@@ -247,6 +246,14 @@ fn plan_series(
     let per_channel = segments.iter().fold(0u64, |n, s| {
         n.saturating_add((s.end - s.start).div_ceil(chunk_len))
     });
+    if per_channel > MAX_CHUNKS_PER_CHANNEL {
+        return Err(Error::TooManyChunks {
+            file: file.path().to_owned(),
+            series: info.path.clone(),
+            chunks: per_channel,
+            limit: MAX_CHUNKS_PER_CHANNEL,
+        });
+    }
     *files = files.saturating_add(per_channel.saturating_mul(info.num_channels as u64));
     if *files > options.max_files {
         return Err(Error::TooManyFiles {
@@ -267,7 +274,6 @@ fn plan_series(
         })
     };
     let mut chunks = Vec::with_capacity(usize::try_from(per_channel).unwrap_or(0));
-    let mut names = HashMap::with_capacity(chunks.capacity());
     for segment in &segments {
         let mut a = segment.start;
         while a < segment.end {
@@ -277,21 +283,19 @@ fn plan_series(
                 start_us: time_us(a)?,
                 end_us: time_us(b - 1)?,
             };
-            // Times closer than a microsecond (or repeated across segments) would give two chunks
-            // one name, and the later would overwrite the earlier.
-            if let Some(&earlier) = names.get(&(chunk.start_us, chunk.end_us)) {
-                return Err(Error::DuplicateChunkName {
-                    file: file.path().to_owned(),
-                    series: info.path.clone(),
-                    name: ChunkName::local(first_channel, chunk.start_us, chunk.end_us).to_string(),
-                    first: earlier,
-                    second: a,
-                });
-            }
-            names.insert((chunk.start_us, chunk.end_us), a);
             chunks.push(chunk);
             a = b;
         }
+    }
+    if let Some((first, second)) = same_name(&chunks) {
+        let chunk = &chunks[second];
+        return Err(Error::DuplicateChunkName {
+            file: file.path().to_owned(),
+            series: info.path.clone(),
+            name: ChunkName::local(first_channel, chunk.start_us, chunk.end_us).to_string(),
+            first: chunks[first].range.start,
+            second: chunk.range.start,
+        });
     }
 
     let mut largest_gap_s: Option<f64> = None;
@@ -318,6 +322,29 @@ fn plan_series(
         chunks,
         largest_gap_s,
         segment_warning,
+    })
+}
+
+/// The most chunks one channel of a series may be cut into: the plan holds one entry per chunk,
+/// so this bounds its memory (32 MiB of entries); a 30 kHz channel reaches it after about 90 days
+/// at 1 MiB chunks.
+pub const MAX_CHUNKS_PER_CHANNEL: u64 = 1 << 20;
+
+/// Two chunks (indices, earlier first) whose times would give them one file name: times closer
+/// than a microsecond, or time that went back over an earlier segment. Names only ever increase
+/// when time does, so that check is one pass; otherwise the chunks are sorted by name (an index
+/// of 4 bytes a chunk) and neighbours compared.
+fn same_name(chunks: &[PlannedChunk]) -> Option<(usize, usize)> {
+    let key = |c: &PlannedChunk| (c.start_us, c.end_us);
+    let increasing = chunks.windows(2).all(|w| key(&w[0]) < key(&w[1]));
+    if increasing {
+        return None;
+    }
+    let mut order: Vec<u32> = (0..chunks.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| (key(&chunks[i as usize]), i));
+    order.windows(2).find_map(|w| {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        (key(&chunks[a]) == key(&chunks[b])).then_some((a, b))
     })
 }
 
@@ -372,6 +399,37 @@ mod tests {
             assert_eq!(micros(t), None, "{t}");
         }
         assert_eq!(micros(9.2e12), Some(9_200_000_000_000_000_000));
+    }
+
+    fn chunk(start_us: i64, end_us: i64, at: u64) -> PlannedChunk {
+        PlannedChunk {
+            range: at..at + 1,
+            start_us,
+            end_us,
+        }
+    }
+
+    #[test]
+    fn same_names_are_found_in_order_or_not() {
+        let increasing = [chunk(0, 5, 0), chunk(6, 9, 1), chunk(10, 12, 2)];
+        assert_eq!(same_name(&increasing), None);
+        let adjacent = [chunk(0, 5, 0), chunk(0, 5, 1)];
+        assert_eq!(same_name(&adjacent), Some((0, 1)));
+        // Time went back: a later segment repeats an earlier chunk's times.
+        let back = [
+            chunk(0, 5, 0),
+            chunk(6, 9, 1),
+            chunk(2, 3, 2),
+            chunk(6, 9, 3),
+        ];
+        assert_eq!(same_name(&back), Some((1, 3)));
+        let back_distinct = [
+            chunk(0, 5, 0),
+            chunk(6, 9, 1),
+            chunk(2, 3, 2),
+            chunk(6, 8, 3),
+        ];
+        assert_eq!(same_name(&back_distinct), None);
     }
 
     #[test]
