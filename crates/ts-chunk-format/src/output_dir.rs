@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::atomic::{TempFile, is_temp_name, own_temp_marker};
 use crate::chunk::{ChunkFile, ChunkWriter, Written};
@@ -12,7 +12,7 @@ use crate::metadata::ChannelMetadata;
 use crate::name::{ChunkName, LOCAL_PREFIX};
 
 /// Name of the lock file [`OutputDir::prepare`] creates in the directory and locks exclusively
-/// (`flock`, on Unix; elsewhere it is only created) while the [`OutputDir`] lives.
+/// (`File::try_lock`) while the [`OutputDir`] lives.
 ///
 /// It is left behind when the [`OutputDir`] is dropped (only the lock is released): removing it
 /// would let a run that opened the old file and a run that creates a new one both "hold" the lock.
@@ -36,11 +36,12 @@ pub enum ExistingOutput {
 /// second `OutputDir` for the same directory, in this process or another, fails with
 /// [`Error::Locked`] until this one and all its clones are dropped), checks that it is writable
 /// and applies the [`ExistingOutput`] policy. Every write goes through a temporary file with an
-/// unpredictable name, created with `O_EXCL`/`O_NOFOLLOW` and renamed into place. The `OutputDir`
-/// records every file it writes (from any thread), and [`OutputDir::remove_written`] removes
-/// exactly those after a failed run.
+/// unpredictable name, created with `O_EXCL`/`O_NOFOLLOW` and renamed into place. After a failed
+/// run, [`OutputDir::remove_files`] removes the files the caller names (the ones it planned to
+/// write) and this process's leftover temporary files, and nothing else. No per-file state is
+/// kept, so memory does not grow with the number of files.
 ///
-/// Clones share the lock and the record of written files.
+/// Clones share the lock.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     inner: Arc<Inner>,
@@ -52,9 +53,6 @@ struct Inner {
     removed_earlier: usize,
     /// The open lock file; the lock is released when it is closed (the last clone dropped).
     _lock: File,
-    /// Final paths written or being written by this run, and temporary files of chunks begun
-    /// with [`OutputDir::begin_chunk`].
-    written: Mutex<Vec<PathBuf>>,
 }
 
 impl OutputDir {
@@ -100,7 +98,6 @@ impl OutputDir {
                 path,
                 removed_earlier,
                 _lock: lock,
-                written: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -115,46 +112,28 @@ impl OutputDir {
         self.inner.removed_earlier
     }
 
-    /// Writes one whole chunk atomically with `writer` (see [`ChunkWriter::write`]) and records it.
+    /// Writes one whole chunk atomically with `writer` (see [`ChunkWriter::write`]).
     pub fn write_chunk(
         &self,
         writer: &mut ChunkWriter,
         name: &ChunkName,
         samples: &[f64],
     ) -> Result<Written> {
-        let written = writer.write(self.path(), name, samples)?;
-        self.record([written.path.clone()]);
-        Ok(written)
+        writer.write(self.path(), name, samples)
     }
 
-    /// Starts a chunk written piece by piece (see [`ChunkWriter::begin`]). Its temporary file and
-    /// its final name are recorded at once, so [`OutputDir::remove_written`] also removes a chunk
-    /// still being written or finished later.
+    /// Starts a chunk written piece by piece (see [`ChunkWriter::begin`]).
     pub fn begin_chunk(&self, writer: &ChunkWriter, name: &ChunkName) -> Result<ChunkFile> {
-        let file = writer.begin(self.path(), name)?;
-        self.record([file.temp_path().to_owned(), file.final_path().to_owned()]);
-        Ok(file)
+        writer.begin(self.path(), name)
     }
 
-    /// Writes `channel-{index:05}.metadata.json` atomically and records it.
+    /// Writes `channel-{index:05}.metadata.json` atomically.
     pub fn write_metadata(
         &self,
         channel_index: u32,
         metadata: &ChannelMetadata,
     ) -> Result<Written> {
-        let written = metadata.write_atomic(self.path(), channel_index)?;
-        self.record([written.path.clone()]);
-        Ok(written)
-    }
-
-    /// Every file this run wrote (or began writing) through this `OutputDir` or its clones and
-    /// that [`OutputDir::remove_written`] has not removed yet, sorted, without duplicates. Some may
-    /// not exist (a chunk begun but dropped unfinished).
-    pub fn written_files(&self) -> Vec<PathBuf> {
-        let mut files = self.lock_written().clone();
-        files.sort();
-        files.dedup();
-        files
+        metadata.write_atomic(self.path(), channel_index)
     }
 
     /// The chunk, metadata and leftover temporary files now in the directory
@@ -164,24 +143,36 @@ impl OutputDir {
         conversion_files(self.path())
     }
 
-    /// Removes what this run created, after a failure: exactly the files recorded by
-    /// [`OutputDir::write_chunk`], [`OutputDir::begin_chunk`] and [`OutputDir::write_metadata`]
-    /// (on every clone), plus conversion temporary files this process left in the directory
-    /// (`.channel-….{pid}.….tmp`). Nothing else in the directory is touched, whatever its name.
-    /// Returns how many files were removed.
+    /// Removes what this run created, after a failure: the regular files directly in the
+    /// directory named by `names` (the chunk and metadata names the run planned; absent ones are
+    /// skipped), plus conversion temporary files this process left here
+    /// (`.channel-….{pid}.….tmp`). Nothing else is touched, whatever its name, and no link is
+    /// followed or removed. Returns how many files were removed.
     ///
-    /// Every file is tried; the first failure (other than a file already gone) is returned.
-    pub fn remove_written(&self) -> Result<usize> {
-        let mut files = std::mem::take(&mut *self.lock_written());
-        files.extend(own_leftover_temp_files(self.path())?);
-        files.sort();
-        files.dedup();
+    /// Every file is tried; the first failure (other than a file already gone) is returned. A
+    /// name that is not a plain file name (a path) is such a failure.
+    pub fn remove_files<N: AsRef<str>>(&self, names: impl IntoIterator<Item = N>) -> Result<usize> {
         let mut removed = 0;
         let mut first_error = None;
-        for path in files {
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        let named = names.into_iter().map(|name| {
+            let name = name.as_ref();
+            let plain = Path::new(name).file_name().is_some_and(|n| n == name);
+            (self.path().join(name), plain)
+        });
+        let own_temps = own_leftover_temp_files(self.path())?
+            .into_iter()
+            .map(|path| (path, true));
+        for (path, plain) in named.chain(own_temps) {
+            let outcome = if plain {
+                remove_regular_file(&path)
+            } else {
+                Err(std::io::Error::other(
+                    "not a file name in the output directory",
+                ))
+            };
+            match outcome {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
                 Err(error) => {
                     first_error
                         .get_or_insert_with(|| io_err("remove file of this run", path)(error));
@@ -193,17 +184,20 @@ impl OutputDir {
             None => Ok(removed),
         }
     }
+}
 
-    fn record(&self, paths: impl IntoIterator<Item = PathBuf>) {
-        self.lock_written().extend(paths);
-    }
-
-    fn lock_written(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
-        // A panic while pushing to a Vec leaves it usable.
-        self.inner
-            .written
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+/// Removes `path` if it is a regular file: `Ok(false)` when it is absent or not a regular file
+/// (a link or directory planted there is left alone).
+fn remove_regular_file(path: &Path) -> std::io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        },
+        Ok(_) => Ok(false),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -233,30 +227,15 @@ fn lock_dir(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// `flock(LOCK_EX | LOCK_NB)`: an exclusive lock on the open file description, released when the
-/// file is closed. (`File::try_lock` does the same but needs Rust 1.89, above our MSRV.)
-#[cfg(unix)]
+/// An exclusive lock on the open file (`flock` on Unix), released when the file is closed.
 fn try_lock(file: &File, dir: &Path, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `file` owns a valid open descriptor for the duration of the call.
-    let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if status == 0 {
-        return Ok(());
-    }
-    let error = std::io::Error::last_os_error();
-    if error.kind() == std::io::ErrorKind::WouldBlock {
-        Err(Error::Locked {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
             dir: dir.to_owned(),
-        })
-    } else {
-        Err(io_err("lock", path)(error))
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(io_err("lock", path)(error)),
     }
-}
-
-/// No locking outside Unix: the lock file is only created.
-#[cfg(not(unix))]
-fn try_lock(_file: &File, _dir: &Path, _path: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Whether a file name is one a conversion writes: `channel-….bin.gz`, `channel-….metadata.json`,

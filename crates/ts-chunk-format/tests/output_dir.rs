@@ -69,7 +69,13 @@ fn cleanup_removes_only_conversion_files() {
         .begin_chunk(&ChunkWriter::new(0), &ChunkName::local(1, 0, 9))
         .unwrap();
     assert_eq!(out.conversion_files().unwrap().len(), 3);
-    assert_eq!(out.remove_written().unwrap(), 3);
+    let planned = [
+        "channel-00000_1_2.bin.gz",
+        "channel-00000.metadata.json",
+        "channel-00001_0_9.bin.gz",
+        "channel-00009.metadata.json", // a directory: left alone
+    ];
+    assert_eq!(out.remove_files(planned).unwrap(), 3);
     drop(open);
     assert_eq!(
         names(dir.path()),
@@ -218,9 +224,20 @@ fn cleanup_removes_only_what_this_run_wrote() {
         .unwrap();
     finished.append(&[1.0]).unwrap();
     finished.finish().unwrap();
-    assert_eq!(out.written_files().len(), 8 + 4);
+    // What this run planned to write (channel 5's chunk is not finished: its name is absent).
+    let mut planned: Vec<String> = (0..4u32)
+        .flat_map(|c| {
+            [
+                ChunkName::local(c, 1, 2).to_string(),
+                ts_chunk_format::metadata_file_name(c),
+            ]
+        })
+        .collect();
+    planned.push(ChunkName::local(5, 0, 9).to_string());
+    planned.push(ChunkName::local(6, 0, 9).to_string());
 
-    assert_eq!(out.remove_written().unwrap(), 8 + 2);
+    // The 8 files of channels 0-3, channel 6's chunk and channel 5's open temporary file.
+    assert_eq!(out.remove_files(&planned).unwrap(), 8 + 2);
     drop(open);
     let mut expected = vec![LOCK_FILE_NAME];
     expected.extend(foreign);
@@ -230,8 +247,9 @@ fn cleanup_removes_only_what_this_run_wrote() {
         assert_eq!(fs::read_to_string(dir.path().join(name)).unwrap(), "theirs");
     }
     // Nothing is left to remove.
-    assert!(out.written_files().is_empty());
-    assert_eq!(out.remove_written().unwrap(), 0);
+    assert_eq!(out.remove_files(&planned).unwrap(), 0);
+    // A path rather than a file name is refused, not followed.
+    assert!(out.remove_files(["../elsewhere"]).is_err());
 }
 
 #[test]
@@ -296,7 +314,8 @@ fn planted_symlinks_are_never_followed() {
     let mut streamed = out.begin_chunk(&writer, &chunk).unwrap();
     streamed.append(&[4.0]).unwrap();
     streamed.finish().unwrap();
-    out.remove_written().unwrap();
+    out.remove_files([chunk.to_string(), ts_chunk_format::metadata_file_name(0)])
+        .unwrap();
     drop(out);
 
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");

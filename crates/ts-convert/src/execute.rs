@@ -88,8 +88,8 @@ impl std::fmt::Display for Summary {
 
 /// Converts every series of `plan` into `out`, calling `on_progress` as blocks are done.
 ///
-/// On failure every file this run wrote into `out` is removed again (see
-/// [`OutputDir::remove_written`]), so a failed run leaves nothing that looks like a complete
+/// On failure every file of the plan in `out` is removed again (see
+/// [`OutputDir::remove_files`]), so a failed run leaves nothing that looks like a complete
 /// conversion.
 pub fn execute(
     plan: &Plan<'_>,
@@ -99,7 +99,7 @@ pub fn execute(
 ) -> Result<Summary> {
     let result = execute_all(plan, out, options, &on_progress);
     if result.is_err()
-        && let Err(cleanup) = out.remove_written()
+        && let Err(cleanup) = out.remove_files(plan.file_names())
     {
         warn!("could not clean up after the failure: {cleanup}");
     }

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use nwb_reader::{DiscoverOptions, NwbFile, SeriesInfo, SkippedObject};
-use ts_chunk_format::{ChannelMetadata, ChunkName};
+use ts_chunk_format::{ChannelMetadata, ChunkName, metadata_file_name};
 
 use crate::error::{Error, Result};
 
@@ -141,6 +141,19 @@ impl Plan<'_> {
             .iter()
             .map(|s| s.chunks.len() as u64 * s.info.num_channels as u64)
             .sum()
+    }
+
+    /// The name of every file the plan writes: each channel's chunks and metadata. Computed as
+    /// they are iterated, so a cleanup needs no list of them.
+    pub fn file_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.series.iter().flat_map(|series| {
+            (0..series.info.num_channels).flat_map(move |k| {
+                let chunks = series.chunks.iter();
+                chunks
+                    .map(move |chunk| series.chunk_name(k, chunk).to_string())
+                    .chain(std::iter::once(metadata_file_name(series.channel_index(k))))
+            })
+        })
     }
 
     /// Bytes of raw samples over all series (what progress counts).
