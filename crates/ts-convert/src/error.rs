@@ -23,7 +23,7 @@ pub enum Error {
     },
 
     /// The chunk size gives less than one sample per chunk file.
-    #[error("chunk size {chunk_size_mb} MiB is smaller than one 8-byte sample")]
+    #[error("chunk size {chunk_size_mb:?} MiB is smaller than one 8-byte sample")]
     ChunkTooSmall {
         /// The chunk size asked for.
         chunk_size_mb: f64,

@@ -286,10 +286,10 @@ fn credentials() -> Result<Credentials> {
 /// A positive, finite number of MiB that gives at least one sample per chunk.
 fn check_chunk_size_mb(mb: f64) -> Result<f64> {
     if !(mb.is_finite() && mb > 0.0) {
-        bail!("chunk size {mb} is not a positive number of MiB");
+        bail!("chunk size {mb:?} is not a positive number of MiB");
     }
     if chunk_samples(mb) == 0 {
-        bail!("chunk size {mb} MiB is smaller than one 8-byte sample");
+        bail!("chunk size {mb:?} MiB is smaller than one 8-byte sample");
     }
     Ok(mb)
 }
@@ -535,5 +535,8 @@ mod tests {
         for bad in ["0", "-1", "abc", "NaN", "inf", "0.000001"] {
             assert!(parse_chunk_size_mb(bad).is_err(), "{bad} accepted");
         }
+        // A tiny value is shown as written, not as 300 decimal digits.
+        let err = parse_chunk_size_mb("1e-300").unwrap_err().to_string();
+        assert!(err.contains("1e-300") && err.len() < 80, "{err}");
     }
 }
