@@ -15,7 +15,7 @@ use std::time::Instant;
 use nwb_reader::{RawBlock, Scaling, SeriesReader};
 use rayon::prelude::*;
 use tracing::{info, warn};
-use ts_chunk_format::{ChunkFile, ChunkWriter, OutputDir};
+use ts_chunk_format::{ChunkFile, ChunkWriter, OutputDir, Written};
 
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlannedChunk, SeriesPlan};
@@ -97,7 +97,27 @@ pub fn execute(
     options: &ExecOptions,
     on_progress: impl Fn(Progress) + Sync,
 ) -> Result<Summary> {
-    let result = execute_all(plan, out, options, &on_progress);
+    execute_with_files(plan, out, options, on_progress, |_| {})
+}
+
+/// Like [`execute`], and also calls `on_file` with every chunk file as soon as it is complete
+/// (renamed into place), so a caller can upload it while later chunks are still converting.
+///
+/// `on_file` runs on the worker threads; when it blocks (say, because uploads lag behind), the
+/// conversion waits for it, which bounds how far conversion runs ahead. Channel metadata files
+/// are written after every chunk of their series and are not passed to `on_file`.
+pub fn execute_with_files(
+    plan: &Plan<'_>,
+    out: &OutputDir,
+    options: &ExecOptions,
+    on_progress: impl Fn(Progress) + Sync,
+    on_file: impl Fn(&Written) + Sync,
+) -> Result<Summary> {
+    let hooks = Hooks {
+        on_progress: &on_progress,
+        on_file: &on_file,
+    };
+    let result = execute_all(plan, out, options, &hooks);
     if result.is_err()
         && let Err(cleanup) = out.remove_files(plan.file_names())
     {
@@ -106,11 +126,17 @@ pub fn execute(
     result
 }
 
+/// The caller's callbacks.
+struct Hooks<'a> {
+    on_progress: &'a (dyn Fn(Progress) + Sync),
+    on_file: &'a (dyn Fn(&Written) + Sync),
+}
+
 fn execute_all(
     plan: &Plan<'_>,
     out: &OutputDir,
     options: &ExecOptions,
-    on_progress: &(dyn Fn(Progress) + Sync),
+    hooks: &Hooks<'_>,
 ) -> Result<Summary> {
     let started = Instant::now();
     plan.ensure_series()?;
@@ -126,7 +152,7 @@ fn execute_all(
     let progress = ProgressCounter {
         done: AtomicU64::new(0),
         total: plan.raw_bytes(),
-        callback: on_progress,
+        callback: hooks.on_progress,
     };
     let mut summary = Summary::default();
     for series in &plan.series {
@@ -139,6 +165,7 @@ fn execute_all(
             pool: &pool,
             workspaces: &workspaces,
             progress: &progress,
+            on_file: hooks.on_file,
         };
         let (chunks, bytes_written) = job.run()?;
         summary.series += 1;
@@ -179,6 +206,7 @@ struct SeriesJob<'a> {
     pool: &'a rayon::ThreadPool,
     workspaces: &'a [Mutex<Workspace>],
     progress: &'a ProgressCounter<'a>,
+    on_file: &'a (dyn Fn(&Written) + Sync),
 }
 
 impl SeriesJob<'_> {
@@ -408,6 +436,7 @@ impl ChannelSink {
                 }
             }
             if let Some(written) = finished {
+                (job.on_file)(&written);
                 self.bytes_written += written.bytes;
                 self.chunks_written += 1;
                 self.next_chunk += 1;

@@ -31,7 +31,7 @@ pub mod isolation;
 mod plan;
 
 pub use error::{Error, Result};
-pub use execute::{ExecOptions, Progress, Summary, execute};
+pub use execute::{ExecOptions, Progress, Summary, execute, execute_with_files};
 pub use plan::{
     DEFAULT_MAX_FILES, MAX_CHUNKS_PER_CHANNEL, Options, Plan, PlannedChunk, SeriesPlan,
     chunk_samples, micros, plan,

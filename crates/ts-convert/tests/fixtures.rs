@@ -28,11 +28,37 @@ fn convert_with(input: &Path, out: &Path, options: Options, exec: ExecOptions) -
     assert_eq!(plan.chunk_samples, CHUNK_SAMPLES);
     let out = OutputDir::prepare(out, ExistingOutput::Refuse).unwrap();
     let last = std::sync::Mutex::new(None);
-    let summary = ts_convert::execute(&plan, &out, &exec, |p| {
-        assert!(p.done_bytes <= p.total_bytes, "{p:?}");
-        *last.lock().unwrap() = Some(p);
-    });
+    let files = std::sync::Mutex::new(Vec::new());
+    let summary = ts_convert::execute_with_files(
+        &plan,
+        &out,
+        &exec,
+        |p| {
+            assert!(p.done_bytes <= p.total_bytes, "{p:?}");
+            *last.lock().unwrap() = Some(p);
+        },
+        |written| {
+            // Announced only once complete: in place, at its final size.
+            let len = std::fs::metadata(&written.path).unwrap().len();
+            assert_eq!(len, written.bytes, "{}", written.path.display());
+            files.lock().unwrap().push(written.path.clone());
+        },
+    );
     let summary = summary.unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    // Every chunk file is announced exactly once, and nothing else is.
+    let mut files = files.into_inner().unwrap();
+    files.sort();
+    let announced = files.len();
+    files.dedup();
+    assert_eq!(announced, files.len(), "a file was announced twice");
+    assert_eq!(files.len() as u64, plan.chunk_files());
+    assert_eq!(
+        files
+            .iter()
+            .map(|f| f.metadata().unwrap().len())
+            .sum::<u64>(),
+        summary.bytes_written
+    );
     // Progress ends at the plan's total; the summary agrees with the plan.
     let last = last.into_inner().unwrap().expect("progress reported");
     assert_eq!(last.done_bytes, plan.raw_bytes());
