@@ -1,10 +1,11 @@
-//! `cargo xtask bench`: end-to-end conversion throughput and memory against a floor measured in
-//! the same run, on three generated inputs (issue #4). Nothing here is a pass/fail test: it prints
-//! a table of wall seconds, MB/s of raw input, peak RSS and ratios.
+//! `cargo xtask bench`: conversion CPU time, wall time and memory against a floor measured in the
+//! same run, on seven generated inputs (issues #4 and #12). Nothing here is a pass/fail test: it
+//! prints a table of CPU-seconds, wall seconds, peak RSS and ratios.
 //!
-//! Floor = the time to read the same dataset blocks into memory with no output (HDF5, same block
-//! size, chunk-aligned) plus the time to write the same number of output bytes in as many files.
-//! Our conversion overlaps these two, so a ratio near 1.0 means we are at the hardware limit.
+//! Floor = the CPU-seconds to read the same samples through HDF5 with no output (chunk-aligned
+//! ~8 MiB blocks) plus those to write the same number of output bytes into as many files, each
+//! measured in its own process from a settled state. Wall time of write-heavy runs swings 2x on
+//! shared VMs; CPU-seconds do not, so the ratio that matters is ours ÷ floor in CPU-seconds.
 //!
 //! The Python baseline (`xtask/bench/python_baseline.py`) re-creates the original processor's
 //! conversion loop (pynwb, per-chunk reads of all channels, numpy scaling, gzip level 0 per channel
@@ -27,13 +28,13 @@ use crate::util::{build_processor, target_dir, workspace_root};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Run only these inputs (a, b, c). Default: all three.
-    #[arg(long = "only", value_name = "a|b|c")]
+    /// Run only these inputs (a … g). Default: all.
+    #[arg(long = "only", value_name = "KEY")]
     only: Vec<String>,
-    /// Scale every input down by this factor (1 = the issue's sizes: 1 GiB, 1 GiB, 512 MiB).
+    /// Scale every input down by this factor (1 = full size: 256 MiB to 1 GiB each).
     #[arg(long, default_value_t = 1)]
     shrink: u64,
-    /// Runs per input; the table keeps the fastest (and the highest peak RSS).
+    /// Runs per input; the table keeps the lowest CPU-seconds of each measurement.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Do not run the Python baseline even if pynwb is available.
@@ -42,6 +43,9 @@ pub struct BenchArgs {
     /// Only write the missing inputs (run as a child process, see `run_bench`).
     #[arg(long, hide = true)]
     generate_only: bool,
+    /// Child mode: one floor measurement (`read`, `write`, `decode1`, `decode2`), see `probe`.
+    #[arg(long, hide = true, num_args = 1.., value_name = "ARGS")]
+    probe: Vec<String>,
 }
 
 struct Input {
@@ -51,11 +55,16 @@ struct Input {
     raw_bytes: u64,
 }
 
+const KEYS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
+
 pub fn run_bench(args: &BenchArgs) -> Result<()> {
+    if !args.probe.is_empty() {
+        return probe(&args.probe);
+    }
     let dir = target_dir().join("xtask").join("bench-inputs");
     fs::create_dir_all(&dir)?;
     let wanted = |k: &str| args.only.is_empty() || args.only.iter().any(|o| o == k);
-    let inputs: Vec<Input> = ["a", "b", "c"]
+    let inputs: Vec<Input> = KEYS
         .into_iter()
         .filter(|k| wanted(k))
         .map(|key| input_spec(&dir, key, args.shrink.max(1)))
@@ -86,11 +95,16 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         crate::util::run(&mut cmd)?;
     }
     let bin = build_processor(true)?;
+    let me = std::env::current_exe()?;
     let python = if args.no_python {
         None
     } else {
         python_with_pynwb()
     };
+    let dropped = settle(None);
+    if !dropped {
+        eprintln!("note: cannot drop the page cache (not root?): inputs are only pre-read");
+    }
 
     let mut rows = Vec::new();
     for input in &inputs {
@@ -103,11 +117,14 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         let out = target_dir()
             .join("xtask")
             .join(format!("bench-out-{}", input.key));
-        // Writing GiBs into the page cache of a shared machine is noisy: alternate our run and
-        // the floor `repeat` times and keep the best of each.
-        let mut best: Option<(Measured, u64, Duration, Duration)> = None;
+        let path = input.path.to_string_lossy().into_owned();
+        let chunked_gzip = matches!(input.key, "b" | "d" | "e" | "f");
+        // Each measurement starts settled (outputs gone, `sync`, caches dropped, input read
+        // once); each keeps its lowest CPU-seconds over `repeat` alternating runs.
+        let mut row = Row::new(input);
         for _ in 0..args.repeat.max(1) {
             let _ = fs::remove_dir_all(&out);
+            settle(Some(&input.path));
             let ours = measure(
                 Command::new(&bin)
                     .arg("convert")
@@ -118,104 +135,174 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             )?;
             let (files, out_bytes) = dir_size(&out)?;
             let _ = fs::remove_dir_all(&out);
-            let read_floor = floor_read(&input.path)?;
-            let write_floor = floor_write(&out, files, out_bytes)?;
-            let _ = fs::remove_dir_all(&out);
-            best = Some(match best {
-                None => (ours, out_bytes, read_floor, write_floor),
-                Some((b, bytes, r, w)) => (
-                    Measured {
-                        wall: b.wall.min(ours.wall),
-                        peak_rss_kib: b.peak_rss_kib.max(ours.peak_rss_kib),
-                    },
-                    bytes,
-                    r.min(read_floor),
-                    w.min(write_floor),
-                ),
-            });
-        }
-        let Some((ours, out_bytes, read_floor, write_floor)) = best else {
-            continue;
-        };
-        let floor = read_floor + write_floor;
+            row.out = Some((files, out_bytes));
+            keep(&mut row.ours, ours);
 
-        let py = match (&python, input.key) {
-            (Some(py), "a" | "b") => {
-                let py_out = target_dir()
-                    .join("xtask")
-                    .join(format!("bench-py-{}", input.key));
-                let _ = fs::remove_dir_all(&py_out);
-                fs::create_dir_all(&py_out)?;
-                let script = workspace_root().join("xtask/bench/python_baseline.py");
-                let m = measure(Command::new(py).arg(script).arg(&input.path).arg(&py_out))?;
-                let _ = fs::remove_dir_all(&py_out);
-                Some(m)
+            settle(Some(&input.path));
+            let read = measure(Command::new(&me).args(["bench", "--probe", "read", &path]))?;
+            keep(&mut row.read_floor, read);
+            fs::create_dir_all(&out)?;
+            settle(Some(&input.path));
+            let write = measure(Command::new(&me).args([
+                "bench",
+                "--probe",
+                "write",
+                &out.to_string_lossy(),
+                &files.to_string(),
+                &out_bytes.to_string(),
+            ]))?;
+            keep(&mut row.write_floor, write);
+            let _ = fs::remove_dir_all(&out);
+            if chunked_gzip {
+                for (threads, slot) in [("1", &mut row.decode1), ("2", &mut row.decode2)] {
+                    settle(Some(&input.path));
+                    let m = measure(
+                        Command::new(&me).args(["bench", "--probe", "decode", &path, threads]),
+                    )?;
+                    keep(slot, m);
+                }
             }
-            _ => None,
-        };
-        rows.push(Row {
-            input,
-            ours,
-            out_bytes,
-            read_floor,
-            write_floor,
-            floor,
-            py,
-        });
+        }
+
+        if let (Some(py), "a" | "b" | "d") = (&python, input.key) {
+            let py_out = target_dir()
+                .join("xtask")
+                .join(format!("bench-py-{}", input.key));
+            let _ = fs::remove_dir_all(&py_out);
+            fs::create_dir_all(&py_out)?;
+            settle(Some(&input.path));
+            let script = workspace_root().join("xtask/bench/python_baseline.py");
+            row.py = Some(measure(
+                Command::new(py).arg(script).arg(&input.path).arg(&py_out),
+            )?);
+            let _ = fs::remove_dir_all(&py_out);
+        }
+        rows.push(row);
     }
-    print_table(&rows, python.is_some());
+    print_table(&rows, python.is_some(), dropped);
     Ok(())
 }
 
-struct Measured {
-    wall: Duration,
-    peak_rss_kib: u64,
-}
-
+/// One input's measurements, each the run with the fewest CPU-seconds.
 struct Row<'a> {
     input: &'a Input,
-    ours: Measured,
-    out_bytes: u64,
-    read_floor: Duration,
-    write_floor: Duration,
-    floor: Duration,
+    out: Option<(u64, u64)>,
+    ours: Option<Measured>,
+    read_floor: Option<Measured>,
+    write_floor: Option<Measured>,
+    decode1: Option<Measured>,
+    decode2: Option<Measured>,
     py: Option<Measured>,
 }
 
-fn print_table(rows: &[Row], python_ran: bool) {
+impl<'a> Row<'a> {
+    fn new(input: &'a Input) -> Self {
+        Row {
+            input,
+            out: None,
+            ours: None,
+            read_floor: None,
+            write_floor: None,
+            decode1: None,
+            decode2: None,
+            py: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Keeps the run with fewer CPU-seconds (and the highest peak RSS seen).
+fn keep(slot: &mut Option<Measured>, m: Measured) {
+    *slot = Some(match *slot {
+        None => m,
+        Some(old) => {
+            let mut best = if m.cpu < old.cpu { m } else { old };
+            best.peak_rss_kib = old.peak_rss_kib.max(m.peak_rss_kib);
+            best
+        }
+    });
+}
+
+/// `sync`, drop the page cache (when allowed), then read `input` once so every run starts from
+/// the same state: input cached, no dirty pages of earlier runs being written back. Returns
+/// whether the cache could be dropped.
+fn settle(input: Option<&Path>) -> bool {
+    let _ = Command::new("sync").status();
+    let dropped = fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    if let Some(path) = input
+        && let Ok(mut f) = fs::File::open(path)
+    {
+        let _ = std::io::copy(&mut f, &mut std::io::sink());
+    }
+    dropped
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn print_table(rows: &[Row], python_ran: bool, dropped: bool) {
     println!();
     println!(
-        "| input | raw MiB | ours s | ours MB/s | peak RSS MiB | floor s (read + write) | ours/floor | python s | python RSS MiB | python/ours |"
+        "| input | raw MiB | ours wall s | ours CPU-s | cores used | floor CPU-s (read + write) | CPU / floor | peak RSS MiB | decode 1→2 threads | python wall s | python/ours wall |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
-        let secs = r.ours.wall.as_secs_f64();
-        let (py_s, py_rss, speedup) = match &r.py {
-            Some(p) => (
-                format!("{:.2}", p.wall.as_secs_f64()),
-                format!("{:.0}", p.peak_rss_kib as f64 / 1024.0),
-                format!("{:.1}x", p.wall.as_secs_f64() / secs),
+        let (Some(ours), Some(read), Some(write)) = (r.ours, r.read_floor, r.write_floor) else {
+            continue;
+        };
+        let floor = read.cpu + write.cpu;
+        let decode = match (r.decode1, r.decode2) {
+            (Some(one), Some(two)) => format!(
+                "{:.2} → {:.2} s ({:.2}x)",
+                secs(one.wall),
+                secs(two.wall),
+                secs(one.wall) / secs(two.wall)
             ),
-            None => ("-".into(), "-".into(), "-".into()),
+            _ => "-".into(),
+        };
+        let (py_s, speedup) = match &r.py {
+            Some(p) => (
+                format!("{:.2}", secs(p.wall)),
+                format!("{:.1}x", secs(p.wall) / secs(ours.wall)),
+            ),
+            None => ("-".into(), "-".into()),
         };
         println!(
-            "| {} {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {} | {} | {} |",
+            "| {} {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.0} | {} | {} | {} |",
             r.input.key,
             r.input.what,
             r.input.raw_bytes as f64 / 1_048_576.0,
-            secs,
-            r.input.raw_bytes as f64 / 1e6 / secs,
-            r.ours.peak_rss_kib as f64 / 1024.0,
-            r.floor.as_secs_f64(),
-            r.read_floor.as_secs_f64(),
-            r.write_floor.as_secs_f64(),
-            secs / r.floor.as_secs_f64(),
+            secs(ours.wall),
+            secs(ours.cpu),
+            secs(ours.cpu) / secs(ours.wall),
+            secs(floor),
+            secs(read.cpu),
+            secs(write.cpu),
+            secs(ours.cpu) / secs(floor),
+            ours.peak_rss_kib as f64 / 1024.0,
+            decode,
             py_s,
-            py_rss,
             speedup,
         );
-        let _ = r.out_bytes;
     }
+    println!(
+        "\nCPU-s = user + system seconds of the process (wait4). Floor: reading the same samples \
+         through HDF5 with no output, plus writing the same bytes into as many files, each \
+         measured alone. decode: our read path alone (stored chunks read, inflated and \
+         unshuffled, no output), wall seconds with 1 and 2 threads. Page cache {}.",
+        if dropped {
+            "dropped before every run"
+        } else {
+            "NOT dropped (not root): inputs were only pre-read"
+        }
+    );
     if !python_ran {
         println!(
             "\nPython baseline NOT run: no python3 with pynwb found (target/oracle-venv is created by \
@@ -224,7 +311,7 @@ fn print_table(rows: &[Row], python_ran: bool) {
     }
 }
 
-/// Runs a command to completion; wall time and the child's peak resident set (wait4 rusage).
+/// Runs a command to completion; wall time, CPU time and peak resident set (wait4 rusage).
 fn measure(cmd: &mut Command) -> Result<Measured> {
     let started = Instant::now();
     let child = cmd
@@ -243,8 +330,10 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
         bail!("{cmd:?} failed (status {status})");
     }
     std::mem::forget(child); // already reaped
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Measured {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_kib: usage.ru_maxrss as u64,
     })
 }
@@ -261,10 +350,27 @@ fn dir_size(dir: &Path) -> Result<(u64, u64)> {
     Ok((files, bytes))
 }
 
+/// Child-process measurements, so each is timed alone by `measure`:
+/// - `read PATH`: every sample of every series through HDF5 in chunk-aligned ~8 MiB blocks;
+/// - `write DIR FILES BYTES`: that many bytes into that many files in 1 MiB writes;
+/// - `decode PATH THREADS`: our read path alone (stored chunks, decoded on THREADS threads).
+fn probe(args: &[String]) -> Result<()> {
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .context("missing probe argument")
+    };
+    match arg(0)? {
+        "read" => floor_read(Path::new(arg(1)?)),
+        "write" => floor_write(Path::new(arg(1)?), arg(2)?.parse()?, arg(3)?.parse()?),
+        "decode" => read_path(Path::new(arg(1)?), arg(2)?.parse()?),
+        other => bail!("unknown probe {other}"),
+    }
+}
+
 /// Reads every sample of the input's series in chunk-aligned ~8 MiB blocks, keeping nothing.
-fn floor_read(path: &Path) -> Result<Duration> {
+fn floor_read(path: &Path) -> Result<()> {
     let file = hdf5::File::open(path)?;
-    let mut total = Duration::ZERO;
     for name in file.group("acquisition")?.member_names()? {
         let ds = file.dataset(&format!("/acquisition/{name}/data"))?;
         let shape = ds.shape();
@@ -274,29 +380,26 @@ fn floor_read(path: &Path) -> Result<Duration> {
         if let Some(chunk) = ds.chunk() {
             block = block.div_ceil(chunk[0]) * chunk[0];
         }
-        let ds = file.dataset(&format!("/acquisition/{name}/data"))?;
-        let started = Instant::now();
         let mut pos = 0;
         while pos < n {
             let end = (pos + block).min(n);
             let bytes = match elem {
                 2 => ds.read_slice_2d::<i16, _>(ndarray::s![pos..end, ..])?.len() * 2,
+                4 => ds.read_slice_2d::<f32, _>(ndarray::s![pos..end, ..])?.len() * 4,
                 _ => ds.read_slice_2d::<f64, _>(ndarray::s![pos..end, ..])?.len() * 8,
             };
             std::hint::black_box(bytes);
             pos = end;
         }
-        total += started.elapsed();
     }
-    Ok(total)
+    Ok(())
 }
 
-/// Writes `bytes` spread over `files` files in 1 MiB writes, then removes them.
-fn floor_write(dir: &Path, files: u64, bytes: u64) -> Result<Duration> {
+/// Writes `bytes` spread over `files` files in 1 MiB writes.
+fn floor_write(dir: &Path, files: u64, bytes: u64) -> Result<()> {
     fs::create_dir_all(dir)?;
     let buf = vec![0x5Au8; 1 << 20];
     let per_file = bytes / files.max(1);
-    let started = Instant::now();
     for i in 0..files.max(1) {
         let mut f = std::io::BufWriter::new(fs::File::create(dir.join(format!("floor-{i}.bin")))?);
         let mut left = per_file;
@@ -307,7 +410,52 @@ fn floor_write(dir: &Path, files: u64, bytes: u64) -> Result<Duration> {
         }
         f.flush()?;
     }
-    Ok(started.elapsed())
+    Ok(())
+}
+
+/// Our read path alone: this thread reads stored chunks through HDF5 and `threads` threads
+/// decode them into channel-major blocks (a block each at a time), and nothing is written.
+fn read_path(path: &Path, threads: usize) -> Result<()> {
+    let file = nwb_reader::NwbFile::open(path)?;
+    let found = file.discover(&nwb_reader::DiscoverOptions::default())?;
+    for info in &found.series {
+        let reader = file.open_series(info)?;
+        if let Err(why) = reader.stored_chunks() {
+            bail!("{}: not read as stored chunks: {why}", info.path);
+        }
+        let step = reader.preferred_block_len(8 << 20);
+        let n = info.num_samples;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<nwb_reader::StoredBlock>(threads);
+        let rx = std::sync::Mutex::new(rx);
+        let rx = &rx;
+        std::thread::scope(|scope| -> Result<()> {
+            let decoders: Vec<_> = (0..threads.max(1))
+                .map(|_| {
+                    scope.spawn(move || -> Result<()> {
+                        loop {
+                            let next = rx.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.recv();
+                            let Ok(block) = next else { return Ok(()) };
+                            std::hint::black_box(block.decode()?.len());
+                        }
+                    })
+                })
+                .collect();
+            let mut pos = 0;
+            while pos < n {
+                let end = (pos + step).min(n);
+                if tx.send(reader.read_stored(pos..end)?).is_err() {
+                    break;
+                }
+                pos = end;
+            }
+            drop(tx);
+            for decoder in decoders {
+                decoder.join().map_err(|_| anyhow::anyhow!("decoder panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A python3 that can import pynwb: NWB_BENCH_PYTHON, else the oracle venv.
@@ -334,7 +482,20 @@ fn input_spec(dir: &Path, key: &'static str, shrink: u64) -> Input {
             "int16 64 ch chunked gzip4+shuffle, channel_conversion",
             gib / shrink,
         ),
-        _ => ("int16 384 ch timestamps with gaps", gib / 2 / shrink),
+        "c" => ("int16 384 ch timestamps with gaps", gib / 2 / shrink),
+        "d" => (
+            "int16 384 ch gzip4+shuffle, 6 MiB chunks across all channels",
+            gib / 2 / shrink,
+        ),
+        "e" => (
+            "int16 1024 ch gzip4+shuffle, 6 MiB chunks across all channels",
+            gib / 2 / shrink,
+        ),
+        "f" => (
+            "int16 384 ch gzip4+shuffle, chunks of 64 channels",
+            gib / 4 / shrink,
+        ),
+        _ => ("float32 64 ch explicit timestamps", gib / 4 / shrink),
     };
     Input {
         key,
@@ -398,6 +559,51 @@ fn write_input(path: &Path, key: &str, raw_bytes: u64) -> Result<()> {
                 fletcher32: false,
             };
             s
+        }
+        "d" | "e" | "f" => {
+            let c = if key == "e" { 1024 } else { 384 };
+            let n = (raw_bytes / 2 / c as u64) as usize;
+            b.add_electrodes(ElectrodesTable::simple(c))?;
+            let a =
+                ArrayD::from_shape_fn(IxDyn(&[n, c]), |ix| signal(ix[0], ix[1], &mut state) as i16);
+            let mut s = SeriesSpec::new(
+                "/acquisition/ElectricalSeries",
+                Samples::I16(a),
+                Time::Rate {
+                    rate: 30_000.0,
+                    starting_time: 0.0,
+                },
+                (0..c as i64).collect(),
+            );
+            s.conversion = Some(0.195e-6);
+            // As pynwb/neuroconv write them: ~6 MiB chunks spanning all channels, or chunks of
+            // a 64-channel group (a chunk of 16384 x 64 int16 is 2 MiB).
+            let chunk = match key {
+                "f" => vec![16_384, 64],
+                _ => vec![(6 << 20) / (2 * c), c],
+            };
+            s.storage = Storage::Chunked {
+                chunk,
+                gzip: Some(4),
+                shuffle: true,
+                fletcher32: false,
+            };
+            s
+        }
+        "g" => {
+            let c = 64;
+            let n = (raw_bytes / 4 / c as u64) as usize;
+            b.add_electrodes(ElectrodesTable::simple(c))?;
+            let a = ArrayD::from_shape_fn(IxDyn(&[n, c]), |ix| {
+                (signal(ix[0], ix[1], &mut state) * 1e-6) as f32
+            });
+            let ts: Vec<f64> = (0..n).map(|i| 12.5 + i as f64 / 20_000.0).collect();
+            SeriesSpec::new(
+                "/acquisition/ElectricalSeries",
+                Samples::F32(a),
+                Time::Timestamps(ts),
+                (0..c as i64).collect(),
+            )
         }
         _ => {
             let c = 384;

@@ -51,6 +51,7 @@ mod model;
 mod series;
 mod specs;
 mod storage;
+mod stored;
 mod time;
 
 // The public API: everything callers name is re-exported here, and only here.
@@ -62,4 +63,5 @@ pub use model::{
     SkippedObject, StorageInfo, TimeBase,
 };
 pub use series::SeriesReader;
+pub use stored::{MAX_STORED_CHUNK_BYTES, StoredBlock};
 pub use time::{ReferenceTime, parse_iso8601_micros};

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use hdf5::Dataset;
 use ndarray::{Array2, s};
@@ -11,6 +12,7 @@ use crate::block::{RawBlock, ScaledBlock};
 use crate::error::{Error, Location, Result};
 use crate::h5util::read_f64_range;
 use crate::model::{RawDtype, SegmentReport, SeriesInfo, TimeBase};
+use crate::stored::{ChunkLayout, StoredBlock};
 
 /// Timestamps are scanned for gaps this many at a time, so memory does not grow with the file.
 const TIMESTAMP_BATCH: u64 = 1 << 20;
@@ -22,6 +24,8 @@ pub struct SeriesReader {
     data: Dataset,
     timestamps: Option<Dataset>,
     t0: f64,
+    /// How to read stored chunks, or why they cannot be decoded here.
+    stored: std::result::Result<Arc<ChunkLayout>, String>,
 }
 
 impl SeriesReader {
@@ -34,12 +38,14 @@ impl SeriesReader {
         timestamps: Option<Dataset>,
         t0: f64,
     ) -> Self {
+        let stored = ChunkLayout::detect(&data, &info, file.clone()).map(Arc::new);
         Self {
             file,
             info,
             data,
             timestamps,
             t0,
+            stored,
         }
     }
 
@@ -154,6 +160,11 @@ impl SeriesReader {
     /// Reads samples `range` of every channel in the stored type.
     /// A range that is reversed or reaches past the end is an error.
     pub fn read_raw(&self, range: Range<u64>) -> Result<RawBlock> {
+        self.check_range(&range)?;
+        self.read_in_hdf5(range)
+    }
+
+    fn check_range(&self, range: &Range<u64>) -> Result<()> {
         if range.start > range.end || range.end > self.info.num_samples {
             return Err(Error::invalid_at(
                 &self.file,
@@ -164,6 +175,34 @@ impl SeriesReader {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `Ok` when [`read_stored`](Self::read_stored) can read this series: chunked, at most
+    /// [`MAX_STORED_CHUNK_BYTES`](crate::MAX_STORED_CHUNK_BYTES) per chunk, stored in this
+    /// machine's byte order, with no filters but deflate and shuffle. Otherwise why not; such
+    /// series read through HDF5 with [`read_raw`](Self::read_raw).
+    pub fn stored_chunks(&self) -> std::result::Result<(), &str> {
+        self.stored.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
+    /// Reads samples `range` of every channel as the stored chunks that hold them, without
+    /// decoding: [`StoredBlock::decode`] does that later, on any thread and in parallel. An error
+    /// when [`stored_chunks`](Self::stored_chunks) is not `Ok`, or for a range as in
+    /// [`read_raw`](Self::read_raw).
+    pub fn read_stored(&self, range: Range<u64>) -> Result<StoredBlock> {
+        self.check_range(&range)?;
+        match &self.stored {
+            Ok(layout) => layout.read(&self.data, range),
+            Err(why) => Err(Error::invalid_at(
+                &self.file,
+                &format!("{}/data", self.info.path),
+                format!("cannot read stored chunks: {why}"),
+            )),
+        }
+    }
+
+    fn read_in_hdf5(&self, range: Range<u64>) -> Result<RawBlock> {
         let (a, b) = (range.start as usize, range.end as usize);
         let two_d = self.info.shape.len() == 2;
         macro_rules! read {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use nwb_reader::{RawBlock, Scaling, SeriesReader};
 use rayon::prelude::*;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use ts_chunk_format::{ChunkFile, ChunkWriter, OutputDir, Written};
 
 use crate::error::{Error, Result};
@@ -232,17 +232,28 @@ impl SeriesJob<'_> {
             self.reader.preferred_block_len(self.options.block_bytes),
         );
 
+        // Compressed chunks are decoded by the worker pool, not inside HDF5 (which would hold
+        // its global lock and leave one core to inflate everything).
+        let stored = self.reader.stored_chunks();
+        match stored {
+            Ok(()) => debug!(series = %info.path, "reading stored chunks, decoded in parallel"),
+            Err(why) => debug!(series = %info.path, "reading through HDF5: {why}"),
+        }
+        let stored = stored.is_ok();
+
         std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = crossbeam_channel::bounded::<(u64, RawBlock)>(1);
+            let (tx, rx) = crossbeam_channel::bounded::<(u64, Fetched)>(1);
             let sinks = &mut sinks;
             let worker = scope.spawn(move || -> Result<()> {
-                for (block_start, block) in rx {
-                    // Every channel is scaled separately: with many channels, make each one
-                    // contiguous first (one pass over the block instead of one per channel).
-                    let block = if block.channels() > TRANSPOSE_ABOVE_CHANNELS {
-                        block.into_channel_major()
-                    } else {
-                        block
+                for (block_start, fetched) in rx {
+                    let block = match fetched {
+                        Fetched::Decoded(block) => block,
+                        // Every channel is scaled separately: with many channels, make each one
+                        // contiguous first (one pass over the block instead of one per channel).
+                        Fetched::Raw(block) if block.channels() > TRANSPOSE_ABOVE_CHANNELS => {
+                            block.into_channel_major()
+                        }
+                        Fetched::Raw(block) => block,
                     };
                     self.pool.install(|| {
                         sinks.par_iter_mut().try_for_each(|sink| {
@@ -261,7 +272,17 @@ impl SeriesJob<'_> {
             let mut read_error = None;
             for range in blocks {
                 let pos = range.start;
-                match self.reader.read_raw(range) {
+                // Stored chunks are decoded here, on the pool, while the worker thread has the
+                // pool write the previous block: the two stages overlap on every core.
+                let fetched = if stored {
+                    self.reader
+                        .read_stored(range)
+                        .and_then(|block| self.pool.install(|| block.decode()))
+                        .map(Fetched::Decoded)
+                } else {
+                    self.reader.read_raw(range).map(Fetched::Raw)
+                };
+                match fetched {
                     Ok(block) => {
                         if tx.send((pos, block)).is_err() {
                             break; // the worker stopped on an error; it reports it below
@@ -346,6 +367,14 @@ fn plan_blocks(
     (0..num_samples.div_ceil(step))
         .map(|i| i * step..((i + 1) * step).min(num_samples))
         .collect()
+}
+
+/// A block as the reader thread hands it over.
+enum Fetched {
+    /// Read and decoded by HDF5 (row-major).
+    Raw(RawBlock),
+    /// Decoded from stored chunks by the pool (already channel-major).
+    Decoded(RawBlock),
 }
 
 /// A worker thread's reusable buffers.

@@ -29,8 +29,35 @@ pub struct Timing {
     pub timestamps: Option<Vec<f64>>,
 }
 
+/// Chunk shape and filters of the synthetic `data`.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunking {
+    pub rows: usize,
+    pub cols: usize,
+    pub shuffle: bool,
+    pub deflate: Option<u8>,
+    pub fletcher32: bool,
+}
+
 /// Writes the file; `chunk` (samples per chunk) turns on chunking with shuffle + gzip 4.
 pub fn write_nwb<T: H5Type>(path: &Path, data: &Array2<T>, timing: &Timing, chunk: Option<usize>) {
+    let chunking = chunk.map(|rows| Chunking {
+        rows,
+        cols: data.ncols(),
+        shuffle: true,
+        deflate: Some(4),
+        fletcher32: false,
+    });
+    write_nwb_with(path, data, timing, chunking)
+}
+
+/// Writes the file with `data` stored as `chunking` says (contiguous when `None`).
+pub fn write_nwb_with<T: H5Type>(
+    path: &Path,
+    data: &Array2<T>,
+    timing: &Timing,
+    chunking: Option<Chunking>,
+) {
     let channels = data.ncols();
     let file = File::create(path).unwrap();
     text_attr(&file, "neurodata_type", "NWBFile");
@@ -106,8 +133,17 @@ pub fn write_nwb<T: H5Type>(path: &Path, data: &Array2<T>, timing: &Timing, chun
             .unwrap();
     }
     let mut builder = series.new_dataset_builder();
-    if let Some(rows) = chunk {
-        builder = builder.chunk((rows, channels)).shuffle().deflate(4);
+    if let Some(c) = chunking {
+        builder = builder.chunk((c.rows, c.cols));
+        if c.shuffle {
+            builder = builder.shuffle();
+        }
+        if let Some(level) = c.deflate {
+            builder = builder.deflate(level);
+        }
+        if c.fletcher32 {
+            builder = builder.fletcher32();
+        }
     }
     let ds = builder.with_data(data).create("data").unwrap();
     ds.new_attr::<f64>()

@@ -1,0 +1,394 @@
+//! Stored chunks: a chunked series read as the compressed chunks on disk (one HDF5 call each, on
+//! the thread that owns the file) and decoded — inflate, unshuffle — elsewhere, in parallel.
+//!
+//! Why: libhdf5 serialises every call behind one lock, so when it inflates, a conversion cannot
+//! use more than one core. Reading the stored bytes is cheap; decoding them is most of the work.
+//! Only the filters NWB writers use for samples are decoded here (deflate and shuffle, in any
+//! order, as the chunk's filter mask says); any other layout reads through HDF5 as before
+//! ([`SeriesReader::stored_chunks`](crate::SeriesReader::stored_chunks) says why not).
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use hdf5::Dataset;
+use ndarray::{Array2, ShapeBuilder};
+use rayon::prelude::*;
+
+use crate::block::RawBlock;
+use crate::error::{Error, Result};
+use crate::model::{RawDtype, SeriesInfo};
+
+/// Chunks larger than this (decoded) are read through HDF5: a block holds several of them.
+pub const MAX_STORED_CHUNK_BYTES: u64 = 64 << 20;
+
+/// One stage of the filter pipeline that this module can undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Deflate,
+    Shuffle,
+}
+
+/// How a series' chunks are laid out and filtered; shared by the blocks read from it.
+#[derive(Debug)]
+pub(crate) struct ChunkLayout {
+    file: PathBuf,
+    object: String,
+    dtype: RawDtype,
+    channels: usize,
+    chunk_rows: u64,
+    chunk_cols: usize,
+    rank2: bool,
+    /// The pipeline in the order it was applied when writing; bit `i` of a chunk's filter mask
+    /// says stage `i` was skipped for that chunk.
+    pipeline: Vec<Stage>,
+}
+
+impl ChunkLayout {
+    /// The layout of `data` if its chunks can be decoded here, else why not.
+    pub(crate) fn detect(
+        data: &Dataset,
+        info: &SeriesInfo,
+        file: PathBuf,
+    ) -> std::result::Result<ChunkLayout, String> {
+        use hdf5::filters::Filter;
+        let Some(chunk) = data.chunk() else {
+            return Err(format!("{} layout", info.storage.layout));
+        };
+        let rank = info.shape.len();
+        if !(rank == 1 || rank == 2) || chunk.len() != rank {
+            return Err(format!("rank {rank} with chunks of rank {}", chunk.len()));
+        }
+        let chunk_rows = chunk[0] as u64;
+        let chunk_cols = if rank == 2 { chunk[1] } else { 1 };
+        let elem = info.dtype.size() as u64;
+        let chunk_bytes = chunk_rows
+            .checked_mul(chunk_cols as u64)
+            .and_then(|n| n.checked_mul(elem));
+        match chunk_bytes {
+            Some(b) if b > 0 && b <= MAX_STORED_CHUNK_BYTES => {}
+            _ => return Err(format!("chunks of {chunk:?} elements")),
+        }
+        let mut pipeline = Vec::new();
+        for filter in data.filters() {
+            pipeline.push(match filter {
+                Filter::Deflate(_) => Stage::Deflate,
+                Filter::Shuffle => Stage::Shuffle,
+                other => return Err(format!("filter {other:?}")),
+            });
+        }
+        if !stored_little_endian(data) || cfg!(target_endian = "big") {
+            return Err("byte order other than this machine's".into());
+        }
+        Ok(ChunkLayout {
+            file,
+            object: format!("{}/data", info.path),
+            dtype: info.dtype,
+            channels: if rank == 2 { info.shape[1] as usize } else { 1 },
+            chunk_rows,
+            chunk_cols,
+            rank2: rank == 2,
+            pipeline,
+        })
+    }
+
+    fn elem(&self) -> usize {
+        self.dtype.size()
+    }
+
+    fn chunk_elems(&self) -> usize {
+        self.chunk_rows as usize * self.chunk_cols
+    }
+
+    fn chunk_bytes(&self) -> usize {
+        self.chunk_elems() * self.elem()
+    }
+
+    fn invalid(&self, what: String) -> Error {
+        Error::invalid_at(&self.file, &self.object, what)
+    }
+
+    /// Reads the stored bytes of every chunk that holds samples `range` (the caller checked the
+    /// range). One HDF5 call per chunk; nothing is decoded.
+    pub(crate) fn read(self: &Arc<Self>, data: &Dataset, range: Range<u64>) -> Result<StoredBlock> {
+        let mut chunks = Vec::new();
+        if range.start < range.end {
+            let first = range.start / self.chunk_rows;
+            let last = (range.end - 1) / self.chunk_rows;
+            for row_chunk in first..=last {
+                for col0 in (0..self.channels).step_by(self.chunk_cols) {
+                    let row0 = row_chunk * self.chunk_rows;
+                    chunks.push(self.read_chunk(data, row0, col0)?);
+                }
+            }
+        }
+        Ok(StoredBlock {
+            layout: Arc::clone(self),
+            range,
+            chunks,
+        })
+    }
+
+    fn read_chunk(&self, data: &Dataset, row0: u64, col0: usize) -> Result<StoredChunk> {
+        use hdf5_sys::h5d::{H5Dget_chunk_info_by_coord, H5Dread_chunk1};
+        let offset = [row0, col0 as u64];
+        let offset = if self.rank2 {
+            &offset[..]
+        } else {
+            &offset[..1]
+        };
+        let at = || format!("the chunk at sample {row0}, channel {col0}");
+        let id = data.id();
+        // Size first, so nothing is allocated from an unchecked number.
+        let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+        let rc = hdf5::sync::sync(|| unsafe {
+            H5Dget_chunk_info_by_coord(id, offset.as_ptr(), &mut mask, &mut addr, &mut size)
+        });
+        if rc < 0 || addr == hdf5_sys::h5::HADDR_UNDEF {
+            return Err(self.invalid(format!("{} is not stored", at())));
+        }
+        // Deflate can grow incompressible data by a few bytes per 16 KiB block; anything far
+        // beyond the decoded size is a corrupt chunk index.
+        let limit = self.chunk_bytes() as u64 + self.chunk_bytes() as u64 / 64 + 1024;
+        if size == 0 || size > limit {
+            return Err(self.invalid(format!(
+                "{} is stored in {size} bytes, impossible for {} decoded bytes",
+                at(),
+                self.chunk_bytes()
+            )));
+        }
+        let mut bytes = vec![0u8; size as usize];
+        let mut read_mask = 0u32;
+        let rc = hdf5::sync::sync(|| unsafe {
+            H5Dread_chunk1(
+                id,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                offset.as_ptr(),
+                &mut read_mask,
+                bytes.as_mut_ptr().cast(),
+            )
+        });
+        if rc < 0 {
+            return Err(self.invalid(format!("HDF5 could not read {}", at())));
+        }
+        Ok(StoredChunk {
+            row0,
+            col0,
+            filter_mask: read_mask,
+            bytes,
+        })
+    }
+}
+
+/// Whether the dataset's element type is stored little-endian.
+fn stored_little_endian(data: &Dataset) -> bool {
+    use hdf5_sys::h5d::H5Dget_type;
+    use hdf5_sys::h5i::H5I_INVALID_HID;
+    use hdf5_sys::h5t::{H5T_order_t, H5Tclose, H5Tget_order};
+    let id = data.id();
+    hdf5::sync::sync(|| unsafe {
+        let t = H5Dget_type(id);
+        if t == H5I_INVALID_HID || t < 0 {
+            return false;
+        }
+        let order = H5Tget_order(t);
+        H5Tclose(t);
+        order == H5T_order_t::H5T_ORDER_LE
+    })
+}
+
+/// One chunk as stored: its first sample and channel, which filters were skipped, its bytes.
+struct StoredChunk {
+    row0: u64,
+    col0: usize,
+    filter_mask: u32,
+    bytes: Vec<u8>,
+}
+
+/// Samples `range` of every channel as the stored (still compressed) chunks that hold them,
+/// from [`SeriesReader::read_stored`](crate::SeriesReader::read_stored). [`StoredBlock::decode`]
+/// turns it into a [`RawBlock`] without touching HDF5, so it can run on any thread.
+pub struct StoredBlock {
+    layout: Arc<ChunkLayout>,
+    range: Range<u64>,
+    chunks: Vec<StoredChunk>,
+}
+
+impl std::fmt::Debug for StoredBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredBlock")
+            .field("range", &self.range)
+            .field("chunks", &self.chunks.len())
+            .field("stored_bytes", &self.stored_bytes())
+            .finish()
+    }
+}
+
+impl StoredBlock {
+    /// The samples this block holds.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+
+    /// Bytes of stored chunks held (what a block costs in memory before decoding).
+    pub fn stored_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.bytes.len() as u64).sum()
+    }
+
+    /// Inflates and unshuffles every chunk — in parallel on the current rayon pool — and
+    /// returns the samples channel-major (each channel contiguous), identical to what
+    /// [`SeriesReader::read_raw`](crate::SeriesReader::read_raw) returns for the same range.
+    pub fn decode(self) -> Result<RawBlock> {
+        Ok(match self.layout.dtype {
+            RawDtype::I8 => RawBlock::I8(self.decode_as()?),
+            RawDtype::I16 => RawBlock::I16(self.decode_as()?),
+            RawDtype::I32 => RawBlock::I32(self.decode_as()?),
+            RawDtype::I64 => RawBlock::I64(self.decode_as()?),
+            RawDtype::U8 => RawBlock::U8(self.decode_as()?),
+            RawDtype::U16 => RawBlock::U16(self.decode_as()?),
+            RawDtype::U32 => RawBlock::U32(self.decode_as()?),
+            RawDtype::U64 => RawBlock::U64(self.decode_as()?),
+            RawDtype::F32 => RawBlock::F32(self.decode_as()?),
+            RawDtype::F64 => RawBlock::F64(self.decode_as()?),
+        })
+    }
+
+    fn decode_as<T: Pod + Send + Sync>(self) -> Result<Array2<T>> {
+        let layout = &*self.layout;
+        let n = (self.range.end - self.range.start) as usize;
+        let positions: Vec<(u64, usize)> = self.chunks.iter().map(|c| (c.row0, c.col0)).collect();
+        let decoded: Vec<Vec<T>> = self
+            .chunks
+            .into_par_iter()
+            .map(|chunk| decode_chunk::<T>(layout, chunk))
+            .collect::<Result<_>>()?;
+        let mut out = vec![T::zeroed(); n * layout.channels];
+        if n > 0 {
+            let (a, b) = (self.range.start, self.range.end);
+            let cc = layout.chunk_cols;
+            // Gather each channel's samples from the chunks that hold its column: the transpose
+            // to channel-major happens here, once, in parallel.
+            out.par_chunks_mut(n).enumerate().for_each(|(k, column)| {
+                for (&(row0, col0), values) in positions.iter().zip(&decoded) {
+                    if k < col0 || k >= col0 + cc {
+                        continue;
+                    }
+                    let lo = a.max(row0);
+                    let hi = b.min(row0 + layout.chunk_rows);
+                    for r in lo..hi {
+                        column[(r - a) as usize] = values[(r - row0) as usize * cc + (k - col0)];
+                    }
+                }
+            });
+        }
+        Array2::from_shape_vec((n, layout.channels).f(), out)
+            .map_err(|e| layout.invalid(format!("decoded block has the wrong shape: {e}")))
+    }
+}
+
+/// Undoes the chunk's filters (last applied first) into a vector of its elements.
+fn decode_chunk<T: Pod>(layout: &ChunkLayout, chunk: StoredChunk) -> Result<Vec<T>> {
+    let expected = layout.chunk_bytes();
+    let at = || format!("the chunk at sample {}, channel {}", chunk.row0, chunk.col0);
+    let stages: Vec<Stage> = layout
+        .pipeline
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(i, _)| *i >= 32 || chunk.filter_mask & (1 << i) == 0)
+        .map(|(_, s)| *s)
+        .collect();
+    let mut out = vec![T::zeroed(); layout.chunk_elems()];
+    let mut current = chunk.bytes;
+    for (i, stage) in stages.iter().enumerate() {
+        let last = i + 1 == stages.len();
+        let mut scratch = Vec::new();
+        let target: &mut [u8] = if last {
+            bytemuck::cast_slice_mut(&mut out)
+        } else {
+            scratch.resize(expected, 0);
+            &mut scratch
+        };
+        match stage {
+            Stage::Deflate => {
+                let (inflated, rc) =
+                    zlib_rs::decompress_slice(target, &current, zlib_rs::InflateConfig::default());
+                if rc != zlib_rs::ReturnCode::Ok || inflated.len() != expected {
+                    return Err(layout.invalid(format!(
+                        "{} does not inflate to its {expected} bytes ({rc:?}, {} bytes)",
+                        at(),
+                        inflated.len()
+                    )));
+                }
+            }
+            Stage::Shuffle => {
+                if current.len() != expected {
+                    return Err(layout.invalid(format!(
+                        "{} holds {} bytes before unshuffling, not {expected}",
+                        at(),
+                        current.len()
+                    )));
+                }
+                unshuffle(&current, layout.elem(), target);
+            }
+        }
+        if !last {
+            current = scratch;
+        }
+    }
+    if stages.is_empty() {
+        if current.len() != expected {
+            return Err(layout.invalid(format!(
+                "{} holds {} bytes, not {expected}",
+                at(),
+                current.len()
+            )));
+        }
+        bytemuck::cast_slice_mut(&mut out).copy_from_slice(&current);
+    }
+    Ok(out)
+}
+
+/// HDF5's shuffle filter undone: `src` holds byte 0 of every element, then byte 1 of every
+/// element, …; any bytes beyond whole elements are kept as they are.
+fn unshuffle(src: &[u8], elem: usize, dst: &mut [u8]) {
+    let elems = src.len() / elem.max(1);
+    if elem <= 1 || elems <= 1 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    for (b, plane) in src[..elems * elem].chunks_exact(elems).enumerate() {
+        for (e, &byte) in plane.iter().enumerate() {
+            dst[e * elem + b] = byte;
+        }
+    }
+    let tail = elems * elem;
+    dst[tail..].copy_from_slice(&src[tail..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shuffle(src: &[u8], elem: usize) -> Vec<u8> {
+        let elems = src.len() / elem;
+        let mut out = vec![0u8; src.len()];
+        for e in 0..elems {
+            for b in 0..elem {
+                out[b * elems + e] = src[e * elem + b];
+            }
+        }
+        out[elems * elem..].copy_from_slice(&src[elems * elem..]);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unshuffle_undoes_hdf5_shuffle(bytes in proptest::collection::vec(0u8..=255, 0..300), elem in 1usize..9) {
+            let mut back = vec![0u8; bytes.len()];
+            unshuffle(&shuffle(&bytes, elem), elem, &mut back);
+            proptest::prop_assert_eq!(back, bytes);
+        }
+    }
+}
