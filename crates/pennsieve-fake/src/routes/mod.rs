@@ -353,6 +353,7 @@ fn inspect(shared: &Shared, what: &str) -> Response {
             "property_updates": record.property_updates,
             "auth_calls": record.auth_calls,
             "requests": record.requests,
+            "connections_opened": record.connections_opened,
         });
         return (
             StatusCode::OK,
