@@ -24,6 +24,11 @@ pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(180);
 /// the file's size at this rate (256 KiB/s: a 1 MiB chunk gets 4 s more).
 pub const UPLOAD_MIN_BYTES_PER_SECOND: u64 = 256 * 1024;
 
+/// The largest [`Config::max_request_body_bytes`] allowed: 5 MiB. The api2 gateway hands bodies
+/// to Lambda, whose synchronous request cap is 6 MB for the whole event, in which the body is a
+/// JSON string (quotes escaped) next to headers and context; 5 MiB of manifest JSON stays clear.
+pub const MAX_REQUEST_BODY_LIMIT: usize = 5 * 1024 * 1024;
+
 /// Where and how to talk to Pennsieve.
 ///
 /// Time limits, from the inside out: [`Config::connect_timeout`] per connection,
@@ -58,7 +63,8 @@ pub struct Config {
     /// Retries of idempotent calls and uploads.
     pub retry: RetryPolicy,
     /// Largest manifest request body (bytes of JSON) sent in one create/append call.
-    /// The default is the reference client's usable 80 % of 1 MiB.
+    /// The default is the reference client's usable 80 % of 1 MiB; at most
+    /// [`MAX_REQUEST_BODY_LIMIT`].
     pub max_request_body_bytes: usize,
 }
 
@@ -122,6 +128,12 @@ impl Config {
         if let Some(url) = self.cognito_endpoint.as_deref().filter(|url| !is_http(url)) {
             return Err(Error::InvalidConfig(format!(
                 "cognito endpoint {url:?} must start with http:// or https://"
+            )));
+        }
+        if self.max_request_body_bytes > MAX_REQUEST_BODY_LIMIT {
+            return Err(Error::InvalidConfig(format!(
+                "the manifest request limit of {} bytes is above the api2 gateway's {MAX_REQUEST_BODY_LIMIT}",
+                self.max_request_body_bytes
             )));
         }
         if self.upload_concurrency == 0 {
@@ -327,6 +339,23 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid configuration: the call deadline must not be zero"
+        );
+    }
+
+    #[test]
+    fn manifest_limits_above_the_gateway_cap_are_refused() {
+        let at_cap = Config {
+            max_request_body_bytes: MAX_REQUEST_BODY_LIMIT,
+            ..Config::default()
+        };
+        assert!(at_cap.validate().is_ok());
+        let over = Config {
+            max_request_body_bytes: MAX_REQUEST_BODY_LIMIT + 1,
+            ..Config::default()
+        };
+        assert_eq!(
+            over.validate().unwrap_err().to_string(),
+            "invalid configuration: the manifest request limit of 5242881 bytes is above the api2 gateway's 5242880"
         );
     }
 }

@@ -46,8 +46,8 @@ mod import;
 pub use client::{Client, ManifestEntry, NewChannel, RemoteChannel, WorkflowRun};
 pub use config::{
     Config, Credentials, DEFAULT_API_HOST, DEFAULT_API2_HOST, DEFAULT_CALL_DEADLINE,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPLOAD_TIMEOUT, RetryPolicy,
-    UPLOAD_MIN_BYTES_PER_SECOND,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_UPLOAD_TIMEOUT,
+    MAX_REQUEST_BODY_LIMIT, RetryPolicy, UPLOAD_MIN_BYTES_PER_SECOND,
 };
 pub use endpoint::redact_url;
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use pennsieve_client::{Error, ImportOptions, ImportStatus, import_directory};
-use pennsieve_fake::{FakeConfig, FakeRoute, ids};
+use pennsieve_fake::{FakeConfig, FakeRoute, NetworkModel, ids};
 
 fn one_channel() -> Vec<ChannelSpec> {
     vec![ChannelSpec {
@@ -221,7 +221,10 @@ async fn partial_uploads_list_only_the_missing_files() {
 #[tokio::test]
 async fn slow_responses_time_out_with_the_endpoint_named() {
     let fake = fake(FakeConfig {
-        delay: Duration::from_millis(300),
+        network: NetworkModel {
+            reply_latency: Duration::from_millis(300),
+            ..NetworkModel::none()
+        },
         ..FakeConfig::default()
     })
     .await;

@@ -34,6 +34,83 @@ pub enum FakeRoute {
     Upload,
 }
 
+/// Lambda's synchronous request payload cap (6 MiB), the effective limit of api2 request bodies
+/// (the HTTP API gateway itself allows 10 MB).
+pub const API2_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// A simulated network between the client and the fake.
+///
+/// * every reply waits [`NetworkModel::reply_latency`] after its request was read (one round
+///   trip: the client sees it on top of the transfer time);
+/// * `PUT` bodies to the S3 route are read no faster than
+///   [`NetworkModel::put_bytes_per_second`]. HTTP/1.1 carries one request at a time per
+///   connection, so pacing each body is pacing the connection. The pacing happens as bytes
+///   arrive (the fake stops reading, TCP back-pressure stalls the sender), so concurrent uploads
+///   overlap as on a real link;
+/// * a new TCP connection serves nothing for [`NetworkModel::connect_cost`] (its first read is
+///   held back; other connections are accepted meanwhile), like a handshake plus TLS.
+///
+/// The model has no shared bottleneck: N connections get N times the bandwidth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkModel {
+    /// Added to every reply.
+    pub reply_latency: Duration,
+    /// Upload bandwidth of one connection in bytes per second; `None` = unlimited.
+    pub put_bytes_per_second: Option<u64>,
+    /// Cost of opening a connection, paid before its first request is read.
+    pub connect_cost: Duration,
+}
+
+impl Default for NetworkModel {
+    fn default() -> Self {
+        NetworkModel::none()
+    }
+}
+
+impl NetworkModel {
+    /// No latency, unlimited bandwidth, free connections (the fake as fast as loopback allows).
+    pub const fn none() -> Self {
+        NetworkModel {
+            reply_latency: Duration::ZERO,
+            put_bytes_per_second: None,
+            connect_cost: Duration::ZERO,
+        }
+    }
+
+    /// A wide-area link with round trip `latency` and `bytes_per_second` per connection; opening
+    /// a connection costs 3 round trips (TCP handshake, then a TLS 1.2 handshake of 2).
+    pub const fn wan(latency: Duration, bytes_per_second: u64) -> Self {
+        NetworkModel {
+            reply_latency: latency,
+            put_bytes_per_second: Some(bytes_per_second),
+            connect_cost: latency.saturating_mul(3),
+        }
+    }
+
+    /// A typical link from a cloud worker to Pennsieve: [`NetworkModel::wan`] with 20 ms round
+    /// trips and 50 MB/s per connection (so 60 ms per new connection).
+    pub const fn realistic_wan() -> Self {
+        NetworkModel::wan(Duration::from_millis(20), 50_000_000)
+    }
+
+    /// Time one upload of `file_bytes` takes at best: a presign reply, the body at the
+    /// connection's bandwidth and the PUT's reply (connections reused, so no connect cost).
+    pub fn upload_time(&self, file_bytes: u64) -> Duration {
+        let transfer = match self.put_bytes_per_second {
+            Some(rate) if rate > 0 => Duration::from_secs_f64(file_bytes as f64 / rate as f64),
+            _ => Duration::ZERO,
+        };
+        self.reply_latency * 2 + transfer
+    }
+
+    /// Best possible uploads per second with `concurrency` uploads in flight, each one presign
+    /// and one PUT of `file_bytes` ([`NetworkModel::upload_time`]); `None` when unbounded.
+    pub fn upload_ceiling(&self, concurrency: usize, file_bytes: u64) -> Option<f64> {
+        let per_file = self.upload_time(file_bytes).as_secs_f64();
+        (per_file > 0.0).then(|| concurrency as f64 / per_file)
+    }
+}
+
 /// A workflow run the fake knows.
 #[derive(Debug, Clone)]
 pub struct FakeRun {
@@ -88,8 +165,20 @@ pub struct FakeConfig {
     pub fail_first: Vec<(FakeRoute, u32)>,
     /// Status of injected failures (default 503).
     pub fail_status: u16,
-    /// Delay before every response.
-    pub delay: Duration,
+    /// Latency, per-connection bandwidth and connection set-up cost of the simulated network
+    /// ([`NetworkModel::none`] by default).
+    pub network: NetworkModel,
+    /// Lifetime of presigned upload URLs (`X-Amz-Expires`, default 900 s). A `PUT` that arrives
+    /// later gets S3's `403 AccessDenied` "Request has expired". Sub-second values are honoured by
+    /// the fake (the URL shows whole seconds, rounded up).
+    pub presign_expiry: Duration,
+    /// The first `n` presigned URLs are issued already expired (dated one expiry plus one second
+    /// in the past), as after a long queue or clock skew.
+    pub expired_presigns_first: u32,
+    /// Largest api2 request body (`POST /import`, `POST /import/{id}/files`) in bytes; larger
+    /// ones get the gateway's `413 {"message":"Request Too Large"}`. Default
+    /// [`API2_MAX_BODY_BYTES`] (Lambda's 6 MB synchronous payload cap, contract §5).
+    pub max_api2_body_bytes: usize,
     /// Authenticated api/api2 calls get 403 even with valid tokens.
     pub permission_denied: bool,
     /// A real Cognito (e.g. the moto emulator, [`crate::MotoCognito`]) instead of the fake's own:
@@ -155,7 +244,10 @@ impl Default for FakeConfig {
             token_max_uses: None,
             fail_first: Vec::new(),
             fail_status: 503,
-            delay: Duration::ZERO,
+            network: NetworkModel::none(),
+            presign_expiry: Duration::from_secs(900),
+            expired_presigns_first: 0,
+            max_api2_body_bytes: API2_MAX_BODY_BYTES,
             permission_denied: false,
             external_cognito: None,
         }

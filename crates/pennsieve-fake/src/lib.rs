@@ -35,11 +35,14 @@
 
 mod config;
 mod moto;
+mod network;
 mod routes;
 mod server;
 mod state;
 
-pub use config::{ExternalCognito, FakeConfig, FakePackage, FakeRoute, FakeRun};
+pub use config::{
+    API2_MAX_BODY_BYTES, ExternalCognito, FakeConfig, FakePackage, FakeRoute, FakeRun, NetworkModel,
+};
 pub use moto::MotoCognito;
 pub use server::FakePennsieve;
 pub use state::{AuthCall, CreatedChannel, FakeImport, FakeState, LoggedRequest, UploadedObject};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use pennsieve_client::{Config, Credentials, RetryPolicy};
 
 use crate::config::FakeConfig;
+use crate::network::NetListener;
 use crate::routes;
 use crate::state::{FakeState, Shared, issue_access_token};
 
@@ -38,7 +39,12 @@ impl FakePennsieve {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config, format!("http://{address}")));
         let app = routes::router(shared.clone());
+        let server_shared = shared.clone();
         let server = tokio::spawn(async move {
+            let listener = NetListener {
+                listener,
+                shared: server_shared,
+            };
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!("fake Pennsieve server stopped: {error}");
             }

@@ -97,6 +97,8 @@ pub struct FakeState {
     pub created_channels: Vec<CreatedChannel>,
     /// Bodies of `PUT /packages/{id}`: (package id, body).
     pub property_updates: Vec<(String, Value)>,
+    /// TCP connections accepted so far (clients that reuse connections open few).
+    pub connections_opened: u64,
 }
 
 impl FakeState {
@@ -121,6 +123,14 @@ pub(crate) struct Token {
     pub(crate) expired: bool,
 }
 
+/// A presigned upload URL as issued.
+pub(crate) struct Presigned {
+    /// `X-Amz-Signature`.
+    pub(crate) signature: String,
+    /// After this instant a `PUT` is refused with "Request has expired".
+    pub(crate) expires: std::time::Instant,
+}
+
 /// What every handler shares: the configuration, the base URL and the locked state.
 pub(crate) struct Shared {
     pub(crate) config: FakeConfig,
@@ -140,8 +150,10 @@ pub(crate) struct Inner {
     pub(crate) failures_left: HashMap<FakeRoute, u32>,
     /// Import id -> index in `record.imports`.
     pub(crate) import_index: HashMap<String, usize>,
-    /// (import id, upload key) -> signature of the last presigned URL.
-    pub(crate) signatures: HashMap<(String, String), String>,
+    /// (import id, upload key) -> the last presigned URL of that key.
+    pub(crate) presigned: HashMap<(String, String), Presigned>,
+    /// Presigned URLs still to be issued already expired ([`FakeConfig::expired_presigns_first`]).
+    pub(crate) expired_presigns_left: u32,
     pub(crate) counter: u64,
 }
 
@@ -164,7 +176,8 @@ impl Shared {
                 channels,
                 failures_left: config.fail_first.iter().copied().collect(),
                 import_index: HashMap::new(),
-                signatures: HashMap::new(),
+                presigned: HashMap::new(),
+                expired_presigns_left: config.expired_presigns_first,
                 counter: 0,
             }),
             config,

@@ -137,6 +137,10 @@ pub(super) fn create_channel(shared: &Shared, inner: &mut Inner, request: &Incom
                 "channel name must not be blank",
             );
         }
+        let properties = match grouped_properties(&request["properties"]) {
+            Ok(properties) => properties,
+            Err(message) => return api_error(StatusCode::BAD_REQUEST, "BadRequest", &message),
+        };
         let id = format!("N:channel:{}", uuid::Uuid::new_v4());
         let mut content = json!({
             "id": id, "packageId": package_id, "name": name,
@@ -147,7 +151,7 @@ pub(super) fn create_channel(shared: &Shared, inner: &mut Inner, request: &Incom
         if let Some(group) = request.get("group").filter(|g| !g.is_null()) {
             content["group"] = group.clone();
         }
-        let dto = json!({"content": content, "properties": []});
+        let dto = json!({"content": content, "properties": properties});
         inner
             .channels
             .entry(package_id.clone())
@@ -166,6 +170,40 @@ pub(super) fn create_channel(shared: &Shared, inner: &mut Inner, request: &Incom
         created.pop().unwrap_or(Value::Null)
     };
     reply(StatusCode::CREATED, body)
+}
+
+/// The request's flat property list (`[{key, value, dataType?, category?, fixed?, hidden?}]`)
+/// as the api returns it: grouped by category in order of first appearance, each with the
+/// server's defaults (`dataType` "string", `category` "Pennsieve", not fixed, not hidden) and
+/// `display` = value. Each property needs string `key` and `value`.
+fn grouped_properties(properties: &Value) -> Result<Value, String> {
+    let Some(items) = properties.as_array() else {
+        return Err("properties must be an array".into());
+    };
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+    for item in items {
+        let (Some(key), Some(value)) = (item["key"].as_str(), item["value"].as_str()) else {
+            return Err("each property needs a string key and value".into());
+        };
+        let category = item["category"].as_str().unwrap_or("Pennsieve").to_owned();
+        let property = json!({
+            "key": key, "value": value,
+            "dataType": item["dataType"].as_str().unwrap_or("string"),
+            "fixed": item["fixed"].as_bool().unwrap_or(false),
+            "hidden": item["hidden"].as_bool().unwrap_or(false),
+            "display": value,
+        });
+        match groups.iter_mut().find(|(c, _)| *c == category) {
+            Some((_, group)) => group.push(property),
+            None => groups.push((category, vec![property])),
+        }
+    }
+    Ok(Value::Array(
+        groups
+            .into_iter()
+            .map(|(category, properties)| json!({"category": category, "properties": properties}))
+            .collect(),
+    ))
 }
 
 fn not_found(id: &str) -> Reply {

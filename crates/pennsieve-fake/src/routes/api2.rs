@@ -1,13 +1,14 @@
 //! The api2 gateway: workflow runs, imports (manifest create/append) and presigned URLs.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::StatusCode;
 use pennsieve_client::ManifestEntry;
 use serde_json::{Value, json};
 
 use super::{Incoming, Reply, api2_error, reply};
-use crate::state::{FakeImport, Inner, Shared};
+use crate::state::{FakeImport, Inner, Presigned, Shared};
 
 /// `GET {api2}/compute/workflows/runs/{id}`
 pub(super) fn workflow_run(shared: &Shared, _: &mut Inner, request: &Incoming<'_>) -> Reply {
@@ -94,7 +95,8 @@ pub(super) fn append_files(_: &Shared, inner: &mut Inner, request: &Incoming<'_>
 }
 
 /// `GET {api2}/import/{id}/upload/{key}/presign`: a URL on the fake's S3 route with a fresh
-/// signature (earlier URLs of the same key stop working).
+/// signature (earlier URLs of the same key stop working), `X-Amz-Date` and `X-Amz-Expires`
+/// ([`crate::FakeConfig::presign_expiry`]).
 pub(super) fn presign(shared: &Shared, inner: &mut Inner, request: &Incoming<'_>) -> Reply {
     let (import_id, key) = (request.segment(2), request.segment(4));
     let Some(&index) = inner.import_index.get(&import_id) else {
@@ -109,14 +111,59 @@ pub(super) fn presign(shared: &Shared, inner: &mut Inner, request: &Incoming<'_>
     }
     inner.counter += 1;
     let signature = format!("sig{}", inner.counter);
-    inner
-        .signatures
-        .insert((import_id.clone(), key.clone()), signature.clone());
+    let expiry = shared.config.presign_expiry;
+    // `X-Amz-Date` is the signing time; an injected stale URL was signed long enough ago.
+    let stale = inner.expired_presigns_left > 0;
+    let age = if stale {
+        inner.expired_presigns_left -= 1;
+        expiry + Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
+    let now = Instant::now();
+    let expires = if stale { now } else { now + expiry };
+    let signed_at = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    inner.presigned.insert(
+        (import_id.clone(), key.clone()),
+        Presigned {
+            signature: signature.clone(),
+            expires,
+        },
+    );
     let url = format!(
-        "{}/s3/{import_id}/{key}?X-Amz-Expires=900&X-Amz-Security-Token=fake-secret-session&X-Amz-Signature={signature}",
-        shared.base_url
+        "{}/s3/{import_id}/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={}&X-Amz-Expires={}&X-Amz-Security-Token=fake-secret-session&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}",
+        shared.base_url,
+        amz_date(signed_at),
+        expiry.as_secs() + u64::from(expiry.subsec_nanos() > 0),
     );
     reply(StatusCode::OK, json!({ "url": url }))
+}
+
+/// `YYYYMMDDTHHMMSSZ` (UTC), the `X-Amz-Date` format.
+fn amz_date(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
 }
 
 fn manifest_files(body: &Value) -> Result<Vec<ManifestEntry>, String> {
@@ -128,4 +175,19 @@ fn duplicate_key(existing: &[ManifestEntry], new: &[ManifestEntry]) -> Option<St
     new.iter()
         .find(|f| !seen.insert(f.upload_key.as_str()))
         .map(|f| f.upload_key.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amz_dates_are_utc_calendar_times() {
+        let at = |seconds: u64| amz_date(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(at(0), "19700101T000000Z");
+        // 2024-02-29T23:59:59Z (leap day) and the second after it.
+        assert_eq!(at(1_709_251_199), "20240229T235959Z");
+        assert_eq!(at(1_709_251_200), "20240301T000000Z");
+        assert_eq!(at(951_782_400), "20000229T000000Z");
+    }
 }

@@ -15,7 +15,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::config::{FakeConfig, FakeRoute};
+use crate::network;
 use crate::state::{Inner, LoggedRequest, Shared, Token, is_external_access_token};
+
+/// Largest request body the fake reads at all (beyond any gateway limit it models).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Status and JSON body of an answer (S3 errors are rendered as XML from `Code`/`Message`).
 type Reply = (StatusCode, Value);
@@ -80,6 +84,8 @@ struct Incoming<'a> {
     headers: &'a HeaderMap,
     authorization: Option<&'a str>,
     body: Bytes,
+    /// When the request's head arrived.
+    arrived: std::time::Instant,
     /// For uploads: S3's answer to bad framing, checked before the body was read.
     upload_framing: Option<Reply>,
 }
@@ -117,10 +123,20 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     // Checked before reading: hyper would otherwise decode a chunked body transparently.
     let upload_framing =
         (route == Some(FakeRoute::Upload)).then(|| s3::upload_framing_error(&parts.headers));
-    let body = axum::body::to_bytes(body, 64 * 1024 * 1024).await;
+    // S3 checks a presigned URL's expiry when the request arrives, not after the body.
+    let arrived = std::time::Instant::now();
+    let network = shared.config.network;
+    let body = match network.put_bytes_per_second {
+        Some(rate) if route == Some(FakeRoute::Upload) => {
+            network::read_paced(body, MAX_BODY_BYTES, rate).await
+        }
+        _ => axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| e.to_string()),
+    };
 
-    if !shared.config.delay.is_zero() {
-        tokio::time::sleep(shared.config.delay).await;
+    if !network.reply_latency.is_zero() {
+        tokio::time::sleep(network.reply_latency).await;
     }
     let (status, response) = match body {
         Err(_) => (
@@ -139,6 +155,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                     headers: &parts.headers,
                     authorization: authorization.as_deref(),
                     body,
+                    arrived,
                     upload_framing: upload_framing.flatten(),
                 },
             )
@@ -187,7 +204,60 @@ fn respond(shared: &Shared, inner: &mut Inner, request: &Incoming<'_>) -> Reply 
             }
         }
     }
+    if let Some(refused) = check_body(config, route, request, is_api2) {
+        return refused;
+    }
     handler(route)(shared, inner, request)
+}
+
+/// Routes whose request body is JSON.
+fn takes_json(route: FakeRoute) -> bool {
+    matches!(
+        route,
+        FakeRoute::PutPackage
+            | FakeRoute::CreateChannel
+            | FakeRoute::CreateImport
+            | FakeRoute::AppendFiles
+    )
+}
+
+/// The gateway's size cap on api2 bodies (413), then the JSON content type (415); `Some` is the
+/// refusal.
+fn check_body(
+    config: &FakeConfig,
+    route: FakeRoute,
+    request: &Incoming<'_>,
+    is_api2: bool,
+) -> Option<Reply> {
+    if is_api2 && request.body.len() > config.max_api2_body_bytes {
+        return Some(api2_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Too Large",
+        ));
+    }
+    if !takes_json(route) {
+        return None;
+    }
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // `application/json`, any case, parameters (`; charset=utf-8`) allowed.
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        return None;
+    }
+    let message = "request bodies must be sent as Content-Type: application/json";
+    Some(if is_api2 {
+        api2_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    } else {
+        api_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            message,
+        )
+    })
 }
 
 /// The next of the [`FakeConfig::fail_first`] failures of `route`, if any are left.
@@ -283,6 +353,7 @@ fn inspect(shared: &Shared, what: &str) -> Response {
             "property_updates": record.property_updates,
             "auth_calls": record.auth_calls,
             "requests": record.requests,
+            "connections_opened": record.connections_opened,
         });
         return (
             StatusCode::OK,

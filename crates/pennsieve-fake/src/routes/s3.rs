@@ -8,7 +8,8 @@ use super::{Incoming, Reply, query_value, reply};
 use crate::state::{Inner, Shared, UploadedObject};
 
 /// `PUT {s3}/{import_id}/{upload_key}?…X-Amz-Signature=…`: stores the body when the URL is the
-/// latest presigned one for that key and the body matches `Content-Length`.
+/// latest presigned one for that key, arrives before it expires (else S3's `403 AccessDenied`
+/// "Request has expired") and the body matches `Content-Length`.
 pub(super) fn upload(_: &Shared, inner: &mut Inner, request: &Incoming<'_>) -> Reply {
     if let Some(framing) = &request.upload_framing {
         return framing.clone();
@@ -21,12 +22,20 @@ pub(super) fn upload(_: &Shared, inner: &mut Inner, request: &Incoming<'_>) -> R
         );
     }
     let signature = query_value(request.query, "X-Amz-Signature");
-    if signature.is_none()
-        || inner.signatures.get(&(import_id.clone(), key.clone())) != signature.as_ref()
-    {
+    let Some(presigned) = inner
+        .presigned
+        .get(&(import_id.clone(), key.clone()))
+        .filter(|p| signature.as_deref() == Some(p.signature.as_str()))
+    else {
         return reply(
             StatusCode::FORBIDDEN,
             json!({"Code": "SignatureDoesNotMatch", "Message": "bad or stale presigned URL"}),
+        );
+    };
+    if request.arrived > presigned.expires {
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({"Code": "AccessDenied", "Message": "Request has expired"}),
         );
     }
     let declared = request
