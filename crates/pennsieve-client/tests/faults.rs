@@ -197,6 +197,7 @@ async fn partial_uploads_list_only_the_missing_files() {
                 let _ = std::fs::remove_file(&victim);
             }
         })),
+        ..ImportOptions::new(ids::RUN)
     };
     let error = import_directory(&client, dir.path(), &opts)
         .await
