@@ -222,10 +222,12 @@ fn conversion_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Upload name (channel node ids replaced by creation order) -> bytes, and the manifest names.
-fn normalised_import(
-    fake: &FakePennsieve,
-) -> (Vec<serde_json::Value>, Vec<String>, Vec<(String, Vec<u8>)>) {
+/// Created channels (requests), manifest names and (name, bytes) of every upload, sorted; in names
+/// channel node ids are replaced by their creation order.
+type Normalised = (Vec<serde_json::Value>, Vec<String>, Vec<(String, Vec<u8>)>);
+
+/// What `fake` received, see [`Normalised`].
+fn normalised_import(fake: &FakePennsieve) -> Normalised {
     let state = fake.state();
     let normalise = |name: &str| {
         let mut name = name.to_owned();
