@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use ts_chunk_format::{ChannelMetadata, ChunkName, scan_output_dir};
 
 use crate::client::{Client, ManifestEntry, NewChannel, RemoteChannel, create_import_body};
@@ -445,6 +445,7 @@ impl Uploader {
         started: Instant,
     ) -> Result<ImportReport> {
         let concurrency = self.client.config().upload_concurrency;
+        let put_slots = Semaphore::new(concurrency);
         let mut state = vec![FileState::Waiting; self.paths.len()];
         let mut in_flight = FuturesUnordered::new();
         let mut open = true;
@@ -464,7 +465,8 @@ impl Uploader {
                     Err(error) => return Err(self.failed(&state, error)),
                 },
                 // Taking a file only when a slot is free lets the queue fill up: back-pressure.
-                received = rx.recv(), if open && in_flight.len() < concurrency => match received {
+                // Up to twice as many files as PUT slots: the extra ones presign ahead.
+                received = rx.recv(), if open && in_flight.len() < 2 * concurrency => match received {
                     None => open = false,
                     Some(path) => {
                         let reason = match self.index.get(&path) {
@@ -472,7 +474,7 @@ impl Uploader {
                             Some(&i) if state[i] != FileState::Waiting => "it was sent twice",
                             Some(&i) => {
                                 state[i] = FileState::Uploading;
-                                in_flight.push(self.upload(i));
+                                in_flight.push(self.upload(i, &put_slots));
                                 continue;
                             }
                         };
@@ -491,17 +493,29 @@ impl Uploader {
         Ok(report)
     }
 
-    /// Uploads manifest file `i`, then removes it when asked to.
-    async fn upload(&self, i: usize) -> (usize, Result<u64>) {
+    /// Uploads manifest file `i`, then removes it when asked to. The URL is presigned before
+    /// waiting for one of `put_slots`, so a free slot starts its PUT at once (the presign round
+    /// trip overlaps other PUTs); the URL waits at most about one PUT.
+    async fn upload(&self, i: usize, put_slots: &Semaphore) -> (usize, Result<u64>) {
         let path = &self.paths[i];
+        let key = &self.entries[i].upload_key;
+        let ahead = match self
+            .client
+            .presign(&self.dataset_id, &self.import_id, key)
+            .await
+        {
+            Ok(url) => Some(url),
+            Err(error) => {
+                // The upload's own attempts presign again, with retries; they report failures.
+                tracing::debug!("presigning ahead for {} failed: {error}", path.display());
+                None
+            }
+        };
+        // Never closed, so acquiring only waits.
+        let _slot = put_slots.acquire().await.ok();
         let sent = self
             .client
-            .upload_file(
-                &self.dataset_id,
-                &self.import_id,
-                &self.entries[i].upload_key,
-                path,
-            )
+            .upload_file_with(&self.dataset_id, &self.import_id, key, path, ahead)
             .await;
         if sent.is_ok()
             && self.options.delete_after_upload
