@@ -477,6 +477,21 @@ impl Client {
         upload_key: &str,
         path: &Path,
     ) -> Result<u64> {
+        self.upload_file_with(dataset_id, import_id, upload_key, path, None)
+            .await
+    }
+
+    /// [`Client::upload_file`] whose first attempt PUTs to `presigned` when given (a URL the
+    /// caller fetched ahead, while another PUT was still running); later attempts presign anew.
+    pub(crate) async fn upload_file_with(
+        &self,
+        dataset_id: &str,
+        import_id: &str,
+        upload_key: &str,
+        path: &Path,
+        presigned: Option<String>,
+    ) -> Result<u64> {
+        let mut presigned = presigned;
         let config = &self.inner.config;
         let mut attempts = 0;
         let call = format!("upload of {}", path.display());
@@ -487,8 +502,12 @@ impl Client {
             upload_may_recover,
             || {
                 attempts += 1;
+                let ahead = presigned.take();
                 async move {
-                    let url = self.presign(dataset_id, import_id, upload_key).await?;
+                    let url = match ahead {
+                        Some(url) => url,
+                        None => self.presign(dataset_id, import_id, upload_key).await?,
+                    };
                     self.put_file(&url, path).await
                 }
             },

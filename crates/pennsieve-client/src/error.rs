@@ -162,7 +162,28 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// A step of [`crate::import_directory`] failed (the cause is the source); lists the files
+    /// A [`crate::StreamingImport`] has stopped (it failed, or was dropped): the file sent was
+    /// not queued. [`crate::StreamingImport::finish`] tells why.
+    #[error("the import has stopped; the file was not queued for upload")]
+    ImportStopped,
+
+    /// A file sent to a [`crate::StreamingImport`] cannot be uploaded.
+    #[error("{} cannot be uploaded: {reason}", path.display())]
+    UnexpectedFile {
+        /// The file sent.
+        path: PathBuf,
+        /// Why: not in the manifest, or sent twice.
+        reason: &'static str,
+    },
+
+    /// A [`crate::StreamingImport`] was finished before every file of its manifest was sent.
+    #[error("{missing} file(s) registered in the import's manifest never arrived for upload")]
+    FilesNotDelivered {
+        /// How many never arrived.
+        missing: usize,
+    },
+
+    /// A step of [`crate::import_directory`] or a [`crate::StreamingImport`] failed (the cause is the source); lists the files
     /// that were not uploaded.
     #[error("import step `{step}` failed ({})", NotUploaded(not_uploaded))]
     Import {

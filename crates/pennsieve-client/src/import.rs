@@ -1,13 +1,15 @@
 //! The time-series import workflow (contract §3): scan, run lookup, target package, viewer
 //! properties, channels, manifest, uploads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ts_chunk_format::{ChannelMetadata, scan_output_dir};
+use futures::stream::FuturesUnordered;
+use tokio::sync::{Semaphore, mpsc};
+use ts_chunk_format::{ChannelMetadata, ChunkName, scan_output_dir};
 
 use crate::client::{Client, ManifestEntry, NewChannel, RemoteChannel, create_import_body};
 use crate::error::{Error, Result};
@@ -15,13 +17,16 @@ use crate::error::{Error, Result};
 /// Called after every uploaded file with (files done, bytes done).
 pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// What [`import_directory`] needs besides the client.
+/// What [`import_directory`] and [`StreamingImport::begin`] need besides the client.
 #[derive(Clone)]
 pub struct ImportOptions {
     /// The workflow run id (`INTEGRATION_ID`).
     pub integration_id: String,
     /// Progress callback, if any.
     pub on_progress: Option<ProgressFn>,
+    /// Remove each chunk file once its upload succeeded, so local disk use stays bounded. The
+    /// directory then no longer holds a complete conversion (metadata files stay).
+    pub delete_after_upload: bool,
 }
 
 impl ImportOptions {
@@ -30,6 +35,7 @@ impl ImportOptions {
         ImportOptions {
             integration_id: integration_id.into(),
             on_progress: None,
+            delete_after_upload: false,
         }
     }
 }
@@ -42,6 +48,7 @@ impl std::fmt::Debug for ImportOptions {
                 "on_progress",
                 &self.on_progress.as_ref().map(|_| "<callback>"),
             )
+            .field("delete_after_upload", &self.delete_after_upload)
             .finish()
     }
 }
@@ -100,14 +107,443 @@ impl ImportReport {
     }
 }
 
-/// One local channel ready for import.
-struct LocalChannel {
-    metadata_path: PathBuf,
-    metadata: ChannelMetadata,
-    chunks: Vec<ts_chunk_format::ScannedChunk>,
+/// One chunk file of an [`ImportChannel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportChunk {
+    /// The path the file is (or will be) at, exactly as it will be handed to [`FileSender`].
+    pub path: PathBuf,
+    /// Its local name (`channel-NNNNN_<start>_<end>.bin.gz`), which gives the uploaded name.
+    pub name: ChunkName,
 }
 
-/// Imports the converter's output directory `dir` into the run's target package.
+/// One channel to import: its metadata and every chunk file it has or will have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportChannel {
+    /// The channel's metadata file; names the channel in errors (it need not exist yet).
+    pub metadata_path: PathBuf,
+    /// What the channel is created or matched with (name, type, rate, start, end, group, unit).
+    pub metadata: ChannelMetadata,
+    /// The channel's chunk files, in the order the manifest lists them.
+    pub chunks: Vec<ImportChunk>,
+}
+
+/// Files queued for upload per concurrent upload: how far a producer can run ahead of the
+/// uploads before [`FileSender::send_blocking`] waits.
+const QUEUED_PER_UPLOAD: usize = 4;
+
+/// What [`StreamingImport::begin`] did.
+#[derive(Debug)]
+#[must_use]
+pub enum Begun {
+    /// Channels and the whole manifest are registered: send every chunk file, then
+    /// [`StreamingImport::finish`].
+    Ready(StreamingImport),
+    /// Nothing will be uploaded ([`ImportStatus::NothingToImport`] or
+    /// [`ImportStatus::NoTargetPackage`]); the report says why.
+    Nothing(ImportReport),
+}
+
+/// An import whose files are uploaded as they are handed in, e.g. while a conversion is still
+/// writing later ones.
+///
+/// [`StreamingImport::begin`] does everything the platform needs before the bytes (run lookup,
+/// target package, viewer properties, channels, the whole manifest); then each file sent through
+/// a [`FileSender`] is uploaded as soon as an upload slot is free ([`Config::upload_concurrency`]
+/// at a time, streamed from disk). The queue between senders and uploads holds a few files per
+/// slot: when it is full, sending waits, which holds the producer back. The first file that
+/// fails for good stops the import: uploads in flight are cancelled and every later send fails
+/// with [`Error::ImportStopped`]; [`StreamingImport::finish`] then returns the failure.
+/// Dropping a `StreamingImport` without finishing it cancels its uploads.
+///
+/// [`Config::upload_concurrency`]: crate::Config::upload_concurrency
+#[derive(Debug)]
+pub struct StreamingImport {
+    sender: Option<FileSender>,
+    task: Option<tokio::task::JoinHandle<Result<ImportReport>>>,
+}
+
+/// Hands completed files to a [`StreamingImport`]. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct FileSender {
+    tx: mpsc::Sender<PathBuf>,
+}
+
+impl FileSender {
+    /// Queues `path` for upload, waiting while the queue is full. For threads outside an async
+    /// runtime (it panics when called from async code, like tokio's `blocking_send`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ImportStopped`] once the import has failed or was dropped; the file is not
+    /// uploaded.
+    pub fn send_blocking(&self, path: impl Into<PathBuf>) -> Result<()> {
+        self.tx
+            .blocking_send(path.into())
+            .map_err(|_| Error::ImportStopped)
+    }
+
+    /// Whether the import has stopped taking files (it failed, or was dropped or finished).
+    pub fn is_stopped(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Resolves once the import has stopped taking files, e.g. to stop producing them.
+    pub async fn stopped(&self) {
+        self.tx.closed().await;
+    }
+
+    /// Queues `path` for upload, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ImportStopped`] once the import has failed or was dropped.
+    pub async fn send(&self, path: impl Into<PathBuf>) -> Result<()> {
+        self.tx
+            .send(path.into())
+            .await
+            .map_err(|_| Error::ImportStopped)
+    }
+}
+
+impl StreamingImport {
+    /// Looks up the run, picks the target package, sets the viewer properties, matches or creates
+    /// `channels` and registers every chunk file in the manifest, then starts the uploader on
+    /// the current tokio runtime. Nothing is uploaded yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ChannelMetadata`] for a channel that cannot be imported, and
+    /// [`Error::Import`] (naming the step, every file listed as not uploaded) for a failed call.
+    pub async fn begin(
+        client: &Client,
+        opts: &ImportOptions,
+        channels: Vec<ImportChannel>,
+    ) -> Result<Begun> {
+        let started = Instant::now();
+        let total: usize = channels.iter().map(|c| c.chunks.len()).sum();
+        if channels.is_empty() || total == 0 {
+            return Ok(Begun::Nothing(ImportReport::empty(
+                ImportStatus::NothingToImport,
+                started,
+            )));
+        }
+        let failed_before_upload = |step: &'static str| {
+            let channels = &channels;
+            move |source: Error| Error::Import {
+                step,
+                not_uploaded: channels
+                    .iter()
+                    .flat_map(|c| c.chunks.iter().map(|chunk| chunk.path.clone()))
+                    .collect(),
+                source: Box::new(source),
+            }
+        };
+
+        let run = client
+            .workflow_run(&opts.integration_id)
+            .await
+            .map_err(failed_before_upload("look up workflow run"))?;
+        let Some(package_id) = select_target_package(client, &run.package_ids).await else {
+            tracing::error!(
+                "workflow run {} has no usable target package (package ids: {:?}); nothing imported",
+                opts.integration_id,
+                run.package_ids
+            );
+            let mut report = ImportReport::empty(
+                ImportStatus::NoTargetPackage {
+                    package_ids: run.package_ids.clone(),
+                },
+                started,
+            );
+            report.dataset_id = Some(run.dataset_id);
+            return Ok(Begun::Nothing(report));
+        };
+        tracing::info!(
+            "importing {total} file(s) into {package_id} (dataset {})",
+            run.dataset_id
+        );
+
+        client
+            .set_viewer_properties(&package_id)
+            .await
+            .map_err(failed_before_upload("set viewer properties"))?;
+
+        let remote = client
+            .list_channels(&package_id)
+            .await
+            .map_err(failed_before_upload("list channels"))?;
+        let matches =
+            match_channels(&channels, &remote).map_err(failed_before_upload("match channels"))?;
+        let mut node_ids = Vec::with_capacity(channels.len());
+        let (mut matched, mut created) = (0, 0);
+        for (local, remote_index) in channels.iter().zip(matches) {
+            let node_id = match remote_index {
+                Some(index) => {
+                    matched += 1;
+                    remote[index].id.clone()
+                }
+                None => {
+                    let new_channel = NewChannel::from(&local.metadata);
+                    let channel = client
+                        .create_channel(&package_id, &new_channel)
+                        .await
+                        .map_err(|source| Error::ChannelMetadata {
+                            path: local.metadata_path.clone(),
+                            problem: format!(
+                                "cannot create channel {:?}: {source}",
+                                new_channel.name
+                            ),
+                        })
+                        .map_err(failed_before_upload("create channels"))?;
+                    created += 1;
+                    channel.id
+                }
+            };
+            node_ids.push(node_id);
+        }
+
+        // Manifest: one fresh upload key per chunk, named after its channel's node id.
+        let mut entries = Vec::with_capacity(total);
+        let mut paths = Vec::with_capacity(total);
+        for (local, node_id) in channels.iter().zip(&node_ids) {
+            for chunk in &local.chunks {
+                entries.push(ManifestEntry {
+                    upload_key: uuid::Uuid::new_v4().to_string(),
+                    file_path: chunk.name.with_node_id(node_id).to_string(),
+                });
+                paths.push(chunk.path.clone());
+            }
+        }
+        let batches = manifest_batches(
+            &entries,
+            &run.uuid,
+            &package_id,
+            client.config().max_request_body_bytes,
+        );
+        let mut import_id = None;
+        for batch in batches {
+            match &import_id {
+                None => {
+                    let id = client
+                        .create_import(&run.dataset_id, &run.uuid, &package_id, batch)
+                        .await
+                        .map_err(failed_before_upload("create import"))?;
+                    import_id = Some(id);
+                }
+                Some(id) => client
+                    .append_import_files(&run.dataset_id, id, batch)
+                    .await
+                    .map_err(failed_before_upload("append files to import"))?,
+            }
+        }
+        let Some(import_id) = import_id else {
+            // Unreachable: `entries` is non-empty, so there is at least one batch.
+            return Ok(Begun::Nothing(ImportReport::empty(
+                ImportStatus::NothingToImport,
+                started,
+            )));
+        };
+
+        let report = ImportReport {
+            status: ImportStatus::Completed,
+            dataset_id: Some(run.dataset_id.clone()),
+            package_id: Some(package_id),
+            import_id: Some(import_id.clone()),
+            channels_matched: matched,
+            channels_created: created,
+            files: 0,
+            bytes: 0,
+            elapsed: started.elapsed(),
+        };
+        let index = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| (path.clone(), i))
+            .collect();
+        let uploader = Uploader {
+            client: client.clone(),
+            options: opts.clone(),
+            dataset_id: run.dataset_id,
+            import_id,
+            entries,
+            paths,
+            index,
+        };
+        let concurrency = client.config().upload_concurrency;
+        let (tx, rx) = mpsc::channel(concurrency.saturating_mul(QUEUED_PER_UPLOAD).max(1));
+        let task = tokio::spawn(uploader.run(rx, report, started));
+        Ok(Begun::Ready(StreamingImport {
+            sender: Some(FileSender { tx }),
+            task: Some(task),
+        }))
+    }
+
+    /// A sender for the files of this import. [`StreamingImport::finish`] waits until every
+    /// sender is dropped.
+    pub fn sender(&self) -> FileSender {
+        // `sender` is only taken by `finish`, which consumes `self`.
+        self.sender.clone().unwrap_or_else(|| {
+            let (tx, _) = mpsc::channel(1);
+            FileSender { tx }
+        })
+    }
+
+    /// Waits until every sender is dropped and every file sent is uploaded, and returns the
+    /// report.
+    ///
+    /// # Errors
+    ///
+    /// The first upload that failed for good, or, when the senders are gone but a file of the
+    /// manifest never arrived, [`Error::FilesNotDelivered`]; both inside [`Error::Import`] with
+    /// step `upload files`, listing every file not uploaded.
+    pub async fn finish(mut self) -> Result<ImportReport> {
+        self.sender = None;
+        let Some(task) = self.task.take() else {
+            return Err(Error::ImportStopped);
+        };
+        match task.await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(Error::ImportStopped),
+        }
+    }
+}
+
+impl Drop for StreamingImport {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Where a manifest file is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileState {
+    Waiting,
+    Uploading,
+    Uploaded,
+}
+
+/// The upload half of a [`StreamingImport`], run as a task.
+struct Uploader {
+    client: Client,
+    options: ImportOptions,
+    dataset_id: String,
+    import_id: String,
+    /// The manifest, in order, and each entry's local file.
+    entries: Vec<ManifestEntry>,
+    paths: Vec<PathBuf>,
+    index: HashMap<PathBuf, usize>,
+}
+
+impl Uploader {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<PathBuf>,
+        mut report: ImportReport,
+        started: Instant,
+    ) -> Result<ImportReport> {
+        let concurrency = self.client.config().upload_concurrency;
+        let put_slots = Semaphore::new(concurrency);
+        let mut state = vec![FileState::Waiting; self.paths.len()];
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                Some((i, sent)) = in_flight.next() => match sent {
+                    Ok(bytes) => {
+                        state[i] = FileState::Uploaded;
+                        report.files += 1;
+                        report.bytes += bytes;
+                        if let Some(progress) = &self.options.on_progress {
+                            progress(report.files, report.bytes);
+                        }
+                    }
+                    // Returning drops the uploads in flight (cancelling them) and the queue, so
+                    // every later send fails.
+                    Err(error) => return Err(self.failed(&state, error)),
+                },
+                // Taking a file only when a slot is free lets the queue fill up: back-pressure.
+                // Up to twice as many files as PUT slots: the extra ones presign ahead.
+                received = rx.recv(), if open && in_flight.len() < 2 * concurrency => match received {
+                    None => open = false,
+                    Some(path) => {
+                        let reason = match self.index.get(&path) {
+                            None => "it is not in the import's manifest",
+                            Some(&i) if state[i] != FileState::Waiting => "it was sent twice",
+                            Some(&i) => {
+                                state[i] = FileState::Uploading;
+                                in_flight.push(self.upload(i, &put_slots));
+                                continue;
+                            }
+                        };
+                        let error = Error::UnexpectedFile { path, reason };
+                        return Err(self.failed(&state, error));
+                    }
+                },
+                else => break,
+            }
+        }
+        let missing = state.iter().filter(|s| **s != FileState::Uploaded).count();
+        if missing > 0 {
+            return Err(self.failed(&state, Error::FilesNotDelivered { missing }));
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Uploads manifest file `i`, then removes it when asked to. The URL is presigned before
+    /// waiting for one of `put_slots`, so a free slot starts its PUT at once (the presign round
+    /// trip overlaps other PUTs); the URL waits at most about one PUT.
+    async fn upload(&self, i: usize, put_slots: &Semaphore) -> (usize, Result<u64>) {
+        let path = &self.paths[i];
+        let key = &self.entries[i].upload_key;
+        let ahead = match self
+            .client
+            .presign(&self.dataset_id, &self.import_id, key)
+            .await
+        {
+            Ok(url) => Some(url),
+            Err(error) => {
+                // The upload's own attempts presign again, with retries; they report failures.
+                tracing::debug!("presigning ahead for {} failed: {error}", path.display());
+                None
+            }
+        };
+        // Never closed, so acquiring only waits.
+        let _slot = put_slots.acquire().await.ok();
+        let sent = self
+            .client
+            .upload_file_with(&self.dataset_id, &self.import_id, key, path, ahead)
+            .await;
+        if sent.is_ok()
+            && self.options.delete_after_upload
+            && let Err(error) = tokio::fs::remove_file(path).await
+        {
+            // The upload counts; only the disk space is not given back.
+            tracing::warn!("cannot remove uploaded {}: {error}", path.display());
+        }
+        (i, sent)
+    }
+
+    fn failed(&self, state: &[FileState], source: Error) -> Error {
+        Error::Import {
+            step: "upload files",
+            not_uploaded: self
+                .paths
+                .iter()
+                .zip(state)
+                .filter(|(_, s)| **s != FileState::Uploaded)
+                .map(|(path, _)| path.clone())
+                .collect(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Imports the converter's output directory `dir` into the run's target package: scans it, then
+/// [`StreamingImport::begin`] and every chunk file sent in turn.
 ///
 /// Fails before sending anything when the directory has problems. Any later failure is an
 /// [`Error::Import`] naming the step and listing the files that were not uploaded.
@@ -116,208 +552,35 @@ pub async fn import_directory(
     dir: &Path,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
-    let started = Instant::now();
     let channels = local_channels(dir)?;
-    let all_files: Vec<PathBuf> = channels
+    let files: Vec<PathBuf> = channels
         .iter()
         .flat_map(|c| c.chunks.iter().map(|chunk| chunk.path.clone()))
         .collect();
-    if channels.is_empty() || all_files.is_empty() {
-        tracing::info!(
-            "{}: no channels or chunks, nothing to import",
-            dir.display()
-        );
-        return Ok(ImportReport::empty(ImportStatus::NothingToImport, started));
-    }
-    let failed_before_upload = |step: &'static str| {
-        let all_files = all_files.clone();
-        move |source: Error| Error::Import {
-            step,
-            not_uploaded: all_files,
-            source: Box::new(source),
+    let import = match StreamingImport::begin(client, opts, channels).await? {
+        Begun::Ready(import) => import,
+        Begun::Nothing(report) => {
+            if report.status == ImportStatus::NothingToImport {
+                tracing::info!(
+                    "{}: no channels or chunks, nothing to import",
+                    dir.display()
+                );
+            }
+            return Ok(report);
         }
     };
-
-    let run = client
-        .workflow_run(&opts.integration_id)
-        .await
-        .map_err(failed_before_upload("look up workflow run"))?;
-    let Some(package_id) = select_target_package(client, &run.package_ids).await else {
-        tracing::error!(
-            "workflow run {} has no usable target package (package ids: {:?}); nothing imported",
-            opts.integration_id,
-            run.package_ids
-        );
-        let mut report = ImportReport::empty(
-            ImportStatus::NoTargetPackage {
-                package_ids: run.package_ids.clone(),
-            },
-            started,
-        );
-        report.dataset_id = Some(run.dataset_id);
-        return Ok(report);
-    };
-    tracing::info!(
-        "importing {} file(s) into {package_id} (dataset {})",
-        all_files.len(),
-        run.dataset_id
-    );
-
-    client
-        .set_viewer_properties(&package_id)
-        .await
-        .map_err(failed_before_upload("set viewer properties"))?;
-
-    let remote = client
-        .list_channels(&package_id)
-        .await
-        .map_err(failed_before_upload("list channels"))?;
-    let matches =
-        match_channels(&channels, &remote).map_err(failed_before_upload("match channels"))?;
-    let mut node_ids = Vec::with_capacity(channels.len());
-    let (mut matched, mut created) = (0, 0);
-    for (local, remote_index) in channels.iter().zip(matches) {
-        let node_id = match remote_index {
-            Some(index) => {
-                matched += 1;
-                remote[index].id.clone()
-            }
-            None => {
-                let new_channel = NewChannel::from(&local.metadata);
-                let channel = client
-                    .create_channel(&package_id, &new_channel)
-                    .await
-                    .map_err(|source| Error::ChannelMetadata {
-                        path: local.metadata_path.clone(),
-                        problem: format!("cannot create channel {:?}: {source}", new_channel.name),
-                    })
-                    .map_err(failed_before_upload("create channels"))?;
-                created += 1;
-                channel.id
-            }
-        };
-        node_ids.push(node_id);
-    }
-
-    // Manifest: one fresh upload key per chunk, named after its channel's node id.
-    let mut uploads = Vec::with_capacity(all_files.len());
-    for (local, node_id) in channels.iter().zip(&node_ids) {
-        for chunk in &local.chunks {
-            uploads.push(Upload {
-                path: chunk.path.clone(),
-                size: chunk.size_bytes,
-                entry: ManifestEntry {
-                    upload_key: uuid::Uuid::new_v4().to_string(),
-                    file_path: chunk.name.with_node_id(node_id).to_string(),
-                },
-            });
+    let sender = import.sender();
+    for path in files {
+        if sender.send(path).await.is_err() {
+            break; // the import failed: `finish` says why
         }
     }
-    let entries: Vec<ManifestEntry> = uploads.iter().map(|u| u.entry.clone()).collect();
-    let batches = manifest_batches(
-        &entries,
-        &run.uuid,
-        &package_id,
-        client.config().max_request_body_bytes,
-    );
-    let mut import_id = None;
-    for batch in batches {
-        match &import_id {
-            None => {
-                let id = client
-                    .create_import(&run.dataset_id, &run.uuid, &package_id, batch)
-                    .await
-                    .map_err(failed_before_upload("create import"))?;
-                import_id = Some(id);
-            }
-            Some(id) => client
-                .append_import_files(&run.dataset_id, id, batch)
-                .await
-                .map_err(failed_before_upload("append files to import"))?,
-        }
-    }
-    let Some(import_id) = import_id else {
-        // Unreachable: `entries` is non-empty, so there is at least one batch.
-        return Ok(ImportReport::empty(ImportStatus::NothingToImport, started));
-    };
-
-    let (files, bytes) = upload_all(client, &run.dataset_id, &import_id, &uploads, opts).await?;
-    Ok(ImportReport {
-        status: ImportStatus::Completed,
-        dataset_id: Some(run.dataset_id),
-        package_id: Some(package_id),
-        import_id: Some(import_id),
-        channels_matched: matched,
-        channels_created: created,
-        files,
-        bytes,
-        elapsed: started.elapsed(),
-    })
-}
-
-struct Upload {
-    path: PathBuf,
-    size: u64,
-    entry: ManifestEntry,
-}
-
-/// Uploads with bounded concurrency; the first file that fails for good stops the rest.
-async fn upload_all(
-    client: &Client,
-    dataset_id: &str,
-    import_id: &str,
-    uploads: &[Upload],
-    opts: &ImportOptions,
-) -> Result<(u64, u64)> {
-    let concurrency = client.config().upload_concurrency;
-    let mut done = vec![false; uploads.len()];
-    let (mut files, mut bytes) = (0u64, 0u64);
-    let mut results = futures::stream::iter(uploads.iter().enumerate())
-        .map(|(index, upload)| async move {
-            let sent = client
-                .upload_file(
-                    dataset_id,
-                    import_id,
-                    &upload.entry.upload_key,
-                    &upload.path,
-                )
-                .await;
-            (index, sent)
-        })
-        .buffer_unordered(concurrency);
-    while let Some((index, sent)) = results.next().await {
-        match sent {
-            Ok(sent) => {
-                done[index] = true;
-                files += 1;
-                bytes += sent;
-                if let Some(progress) = &opts.on_progress {
-                    progress(files, bytes);
-                }
-            }
-            Err(error) => {
-                // Dropping the stream cancels the uploads in flight.
-                drop(results);
-                let not_uploaded = uploads
-                    .iter()
-                    .zip(&done)
-                    .filter(|(_, done)| !**done)
-                    .map(|(upload, _)| upload.path.clone())
-                    .collect();
-                return Err(Error::Import {
-                    step: "upload files",
-                    not_uploaded,
-                    source: Box::new(error),
-                });
-            }
-        }
-    }
-    debug_assert_eq!(bytes, uploads.iter().map(|u| u.size).sum::<u64>());
-    Ok((files, bytes))
+    drop(sender);
+    import.finish().await
 }
 
 /// Scans `dir`; any problem is an error listing them all.
-fn local_channels(dir: &Path) -> Result<Vec<LocalChannel>> {
+fn local_channels(dir: &Path) -> Result<Vec<ImportChannel>> {
     let scan = scan_output_dir(dir).map_err(|source| Error::Scan {
         dir: dir.to_owned(),
         source,
@@ -335,10 +598,18 @@ fn local_channels(dir: &Path) -> Result<Vec<LocalChannel>> {
         else {
             continue;
         };
-        channels.push(LocalChannel {
+        let chunks = channel
+            .chunks
+            .into_iter()
+            .map(|chunk| ImportChunk {
+                path: chunk.path,
+                name: chunk.name,
+            })
+            .collect();
+        channels.push(ImportChannel {
             metadata_path,
             metadata,
-            chunks: channel.chunks,
+            chunks,
         });
     }
     Ok(channels)
@@ -369,7 +640,10 @@ async fn select_target_package(client: &Client, package_ids: &[String]) -> Optio
 /// For each local channel, the index of the remote channel it reuses (contract §7): same name
 /// and type (case-insensitive) and rates within 2 %; the first unused match in response order.
 /// Each remote channel is used at most once (the reference could map two local channels onto one).
-fn match_channels(locals: &[LocalChannel], remote: &[RemoteChannel]) -> Result<Vec<Option<usize>>> {
+fn match_channels(
+    locals: &[ImportChannel],
+    remote: &[RemoteChannel],
+) -> Result<Vec<Option<usize>>> {
     let mut used = HashSet::new();
     let mut matches = Vec::with_capacity(locals.len());
     for local in locals {
@@ -444,10 +718,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn local(name: &str, channel_type: &str, rate: f64) -> LocalChannel {
+    fn local(name: &str, channel_type: &str, rate: f64) -> ImportChannel {
         let mut metadata = ChannelMetadata::continuous(name, "g", 0, 10, rate);
         metadata.channel_type = channel_type.into();
-        LocalChannel {
+        ImportChannel {
             metadata_path: PathBuf::from(format!("{name}.metadata.json")),
             metadata,
             chunks: Vec::new(),

@@ -1,5 +1,7 @@
 //! Async client for the parts of the Pennsieve API used by the time-series import, and the
-//! import workflow itself ([`import_directory`]).
+//! import workflow itself: [`import_directory`] for a finished directory, [`StreamingImport`] to
+//! upload files while they are still being written (channels and manifest first, from what the
+//! caller knows in advance).
 //!
 //! - Authentication: a Cognito session token (renewed with its refresh token) or an API
 //!   key/secret (token-pool login), see [`Credentials`]. Cognito `InitiateAuth` goes through
@@ -51,4 +53,7 @@ pub use config::{
 };
 pub use endpoint::redact_url;
 pub use error::{Error, Result};
-pub use import::{ImportOptions, ImportReport, ImportStatus, ProgressFn, import_directory};
+pub use import::{
+    Begun, FileSender, ImportChannel, ImportChunk, ImportOptions, ImportReport, ImportStatus,
+    ProgressFn, StreamingImport, import_directory,
+};

@@ -143,7 +143,13 @@ async fn an_upload_failing_every_attempt_stops_the_import_and_lists_what_is_miss
     };
     assert_eq!(*step, "upload files");
     assert_eq!(not_uploaded.len(), written.len(), "nothing was uploaded");
-    let Error::Upload { attempts, path, .. } = &**source else {
+    let Error::Upload {
+        attempts,
+        path,
+        upload_key,
+        ..
+    } = &**source
+    else {
         panic!("{source:?}")
     };
     assert_eq!(*attempts, 3);
@@ -170,11 +176,13 @@ async fn an_upload_failing_every_attempt_stops_the_import_and_lists_what_is_miss
     );
     let state = fake.state();
     assert_eq!(state.count(FakeRoute::Upload), 3);
-    assert_eq!(
-        state.count(FakeRoute::Presign),
-        3,
-        "a fresh URL before every attempt"
-    );
+    // The next file may have been presigned ahead (once) while the first one was uploading.
+    let presigns_of_failed = state
+        .requests
+        .iter()
+        .filter(|r| r.route == Some(FakeRoute::Presign) && r.path.contains(upload_key.as_str()))
+        .count();
+    assert_eq!(presigns_of_failed, 3, "a fresh URL before every attempt");
 }
 
 #[tokio::test]
@@ -197,6 +205,7 @@ async fn partial_uploads_list_only_the_missing_files() {
                 let _ = std::fs::remove_file(&victim);
             }
         })),
+        ..ImportOptions::new(ids::RUN)
     };
     let error = import_directory(&client, dir.path(), &opts)
         .await

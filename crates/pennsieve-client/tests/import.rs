@@ -142,6 +142,7 @@ async fn full_import_matches_creates_and_uploads_everything_once() {
         on_progress: Some(Arc::new(move |files, _bytes| {
             seen.fetch_max(files, Ordering::SeqCst);
         })),
+        ..ImportOptions::new(ids::RUN)
     };
     let report = import_directory(&session_client(&fake), dir.path(), &opts)
         .await

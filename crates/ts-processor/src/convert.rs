@@ -1,12 +1,17 @@
 //! Converting one file: plan, say what was found, prepare the output directory, execute with
-//! progress. Shared by `convert` and container mode; the work itself is `ts_convert`'s.
+//! progress, and optionally import while converting. Shared by `convert` and container mode; the
+//! work itself is `ts_convert`'s and `pennsieve_client`'s.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use pennsieve_client::{Begun, ImportChannel, ImportChunk, ImportStatus};
 use tracing::{info, warn};
-use ts_convert::{ExecOptions, ExistingOutput, NwbFile, Options, OutputDir, Summary};
+use ts_chunk_format::metadata_file_name;
+use ts_convert::{ExecOptions, ExistingOutput, NwbFile, Options, OutputDir, Plan, Summary};
 
+use crate::import::Importer;
 use crate::progress::Progress;
 
 /// Converts `input` into `output`; `existing` says what to do with an earlier run's files there.
@@ -19,7 +24,109 @@ pub fn convert(
     progress: &Progress,
 ) -> Result<Summary> {
     let file = NwbFile::open(input)?;
-    let plan = ts_convert::plan(&file, options)?;
+    let plan = plan(&file, options)?;
+    let out = prepare(output, existing)?;
+    let summary = ts_convert::execute(&plan, &out, exec, |p| {
+        progress.update(p.done_bytes, p.total_bytes)
+    })?;
+    inject_fault();
+    Ok(summary)
+}
+
+/// Converts `input` into `output` and imports it at the same time: channels and the whole
+/// manifest are registered from the plan first, then every chunk file is uploaded as soon as it
+/// is written (conversion waits while uploads lag a few files per upload slot behind).
+///
+/// A failure on either side stops both and is the one error returned. The output directory then
+/// holds nothing of this run, except after a failed import of a complete conversion without
+/// `delete_after_upload` (the converted files stay, as when `import` fails).
+pub fn convert_and_import(
+    input: &Path,
+    output: &Path,
+    options: &Options,
+    exec: &ExecOptions,
+    existing: ExistingOutput,
+    progress: &Progress,
+    importer: &Importer,
+) -> Result<()> {
+    let file = NwbFile::open(input)?;
+    let plan = plan(&file, options)?;
+    let out = prepare(output, existing)?;
+    let import = match importer.begin(output, import_channels(&plan, out.path()))? {
+        Begun::Ready(import) => import,
+        Begun::Nothing(report) => {
+            if report.status == ImportStatus::NothingToImport {
+                let summary = ts_convert::execute(&plan, &out, exec, |p| {
+                    progress.update(p.done_bytes, p.total_bytes)
+                })?;
+                inject_fault();
+                info!("{summary}");
+            }
+            return importer.finish(output, &report);
+        }
+    };
+
+    let sender = import.sender();
+    // `on_file` cannot return an error, so a stopped import unwinds out of the conversion with
+    // this payload (`resume_unwind` runs no panic hook: nothing is printed) and is caught here.
+    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        ts_convert::execute_with_files(
+            &plan,
+            &out,
+            exec,
+            |p| progress.update(p.done_bytes, p.total_bytes),
+            |written| {
+                if sender.send_blocking(written.path.clone()).is_err() {
+                    std::panic::resume_unwind(Box::new(ImportStopped));
+                }
+            },
+        )
+    }));
+    drop(sender);
+    progress.finish();
+    let remove_output = || {
+        if let Err(err) = out.remove_files(plan.file_names()) {
+            warn!("could not clean up after the failure: {err}");
+        }
+    };
+    match converted {
+        Ok(Ok(summary)) => {
+            inject_fault();
+            info!("{summary}");
+            match importer.wait(output, import) {
+                Ok(report) => importer.finish(output, &report),
+                Err(err) => {
+                    // Some chunks are gone: what is left must not look like a conversion.
+                    if importer.deletes_after_upload() {
+                        remove_output();
+                    }
+                    Err(err)
+                }
+            }
+        }
+        Ok(Err(err)) => {
+            // `execute` removed its files; dropping the import cancels its uploads.
+            drop(import);
+            Err(err.into())
+        }
+        Err(payload) if payload.is::<ImportStopped>() => {
+            // Unwinding skipped `execute`'s own cleanup; every writer thread has ended by now.
+            remove_output();
+            match importer.wait(output, import) {
+                Err(err) => Err(err.context("the conversion was stopped")),
+                Ok(_) => Err(anyhow!("the import stopped before the conversion ended")),
+            }
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// The unwinding payload that stops a conversion whose import failed.
+struct ImportStopped;
+
+/// Plans the conversion and says what was found and skipped.
+fn plan<'f>(file: &'f NwbFile, options: &Options) -> Result<Plan<'f>> {
+    let plan = ts_convert::plan(file, options)?;
     for skipped in &plan.skipped {
         info!(
             series = %skipped.path,
@@ -33,6 +140,11 @@ pub fn convert(
         }
     }
     plan.ensure_series()?;
+    Ok(plan)
+}
+
+/// Locks and prepares the output directory and tells a supervisor it is ours.
+fn prepare(output: &Path, existing: ExistingOutput) -> Result<OutputDir> {
     let out = OutputDir::prepare(output, existing).map_err(|err| match err {
         ts_chunk_format::Error::EarlierOutput { .. } => {
             anyhow!("{err}; pass --overwrite to replace them or choose another directory")
@@ -43,11 +155,32 @@ pub fn convert(
     if out.removed_earlier() > 0 {
         warn!(removed = out.removed_earlier(), dir = %output.display(), "removed files of an earlier conversion");
     }
-    let summary = ts_convert::execute(&plan, &out, exec, |p| {
-        progress.update(p.done_bytes, p.total_bytes)
-    })?;
-    inject_fault();
-    Ok(summary)
+    Ok(out)
+}
+
+/// Every output channel of `plan` with the chunk files it will have in `dir`, as the importer
+/// registers them (the same metadata `execute` writes).
+fn import_channels(plan: &Plan<'_>, dir: &Path) -> Vec<ImportChannel> {
+    plan.series
+        .iter()
+        .flat_map(|series| {
+            (0..series.info.num_channels).map(move |k| ImportChannel {
+                metadata_path: dir.join(metadata_file_name(series.channel_index(k))),
+                metadata: series.metadata(k),
+                chunks: series
+                    .chunks
+                    .iter()
+                    .map(|chunk| {
+                        let name = series.chunk_name(k, chunk);
+                        ImportChunk {
+                            path: dir.join(name.to_string()),
+                            name,
+                        }
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Fault injection for the supervisor's tests: in a supervised child, `TS_PROCESSOR_FAULT=crash`

@@ -79,6 +79,17 @@ pub(crate) struct ConvertArgs {
     /// The most chunk files to write (a run that would write more fails before starting).
     #[arg(long, env = "MAX_OUTPUT_FILES", default_value_t = ts_convert::DEFAULT_MAX_FILES)]
     max_files: u64,
+    /// Import into Pennsieve while converting: each chunk file is uploaded as soon as it is
+    /// written (credentials, hosts and limits from the environment, as for `import`).
+    #[arg(long)]
+    import: bool,
+    /// The workflow run to import into (with --import).
+    #[arg(long, env = "INTEGRATION_ID")]
+    integration_id: Option<String>,
+    /// Remove each chunk file once it is uploaded, so the disk holds only the files not uploaded
+    /// yet (with --import; also DELETE_AFTER_UPLOAD). The directory then keeps only metadata.
+    #[arg(long, requires = "import")]
+    delete_after_upload: bool,
     /// MiB of raw samples read per block (memory use is a small multiple of this).
     #[arg(long, default_value_t = 8.0, hide = true)]
     block_mb: f64,
@@ -191,19 +202,28 @@ fn run_container() -> Result<()> {
     let settings = ContainerSettings::from_env()?;
     info!(?settings, "container mode");
     let input = files::find_single_nwb(&settings.input_dir)?;
-    let summary = convert::convert(
-        &input,
-        &settings.output_dir,
-        &settings.options,
-        &settings.exec,
-        // A retried workflow step must not mix its files with a previous attempt's.
-        ExistingOutput::Replace,
-        &Progress::hidden(),
-    )?;
-    info!("{summary}");
+    // A retried workflow step must not mix its files with a previous attempt's.
+    let existing = ExistingOutput::Replace;
     match settings.import {
-        Some(import) => import::run(&settings.output_dir, import),
+        Some(import) => convert::convert_and_import(
+            &input,
+            &settings.output_dir,
+            &settings.options,
+            &settings.exec,
+            existing,
+            &Progress::hidden(),
+            &import::Importer::new(import)?,
+        ),
         None => {
+            let summary = convert::convert(
+                &input,
+                &settings.output_dir,
+                &settings.options,
+                &settings.exec,
+                existing,
+                &Progress::hidden(),
+            )?;
+            info!("{summary}");
             info!(
                 environment = %settings.environment,
                 "import disabled (IMPORTER_ENABLED / ENVIRONMENT); files left in the output directory"
@@ -211,6 +231,19 @@ fn run_container() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The importer's settings for `convert --import`: the run from the flag or `INTEGRATION_ID`,
+/// the rest from the environment.
+pub(crate) fn import_settings(
+    integration_id: Option<String>,
+    delete_after_upload: bool,
+) -> Result<settings::ImportSettings> {
+    let run = integration_id
+        .context("--import needs the workflow run: pass --integration-id or set INTEGRATION_ID")?;
+    let mut settings = settings::ImportSettings::from_env(run)?;
+    settings.delete_after_upload |= delete_after_upload;
+    Ok(settings)
 }
 
 fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
@@ -233,6 +266,21 @@ fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
                 ExistingOutput::Refuse
             };
             let progress = Progress::new(!json_logs);
+            if args.import {
+                let importer = import::Importer::new(import_settings(
+                    args.integration_id,
+                    args.delete_after_upload,
+                )?)?;
+                return convert::convert_and_import(
+                    &args.input,
+                    &args.output,
+                    &options,
+                    &exec,
+                    existing,
+                    &progress,
+                    &importer,
+                );
+            }
             let result = convert::convert(
                 &args.input,
                 &args.output,

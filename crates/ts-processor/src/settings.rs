@@ -46,6 +46,8 @@ pub struct ImportSettings {
     pub credentials: Credentials,
     /// `INTEGRATION_ID`: the workflow run.
     pub integration_id: String,
+    /// `DELETE_AFTER_UPLOAD` (default false): remove each chunk file once it is uploaded.
+    pub delete_after_upload: bool,
 }
 
 /// The numeric and flag variables, as figment's `Env` provider reads them.
@@ -56,6 +58,7 @@ struct Flags {
     #[serde(default, deserialize_with = "number")]
     compression_level: Option<u32>,
     importer_enabled: Option<Flag>,
+    delete_after_upload: Option<Flag>,
     #[serde(default, deserialize_with = "number")]
     upload_concurrency: Option<usize>,
     #[serde(default, deserialize_with = "number")]
@@ -95,10 +98,11 @@ where
         .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a valid number here")))
 }
 
-const FLAG_VARIABLES: [&str; 8] = [
+const FLAG_VARIABLES: [&str; 9] = [
     "CHUNK_SIZE_MB",
     "COMPRESSION_LEVEL",
     "IMPORTER_ENABLED",
+    "DELETE_AFTER_UPLOAD",
     "UPLOAD_CONCURRENCY",
     "MAX_OUTPUT_FILES",
     "PENNSIEVE_CONNECT_TIMEOUT_S",
@@ -120,7 +124,8 @@ impl Flags {
     }
 }
 
-/// `IMPORTER_ENABLED`: `true` or `1` in any case is true, anything else false (as the original).
+/// `IMPORTER_ENABLED`, `DELETE_AFTER_UPLOAD`: `true` or `1` in any case is true, anything else
+/// false (as the original).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(from = "FlagValue")]
 struct Flag(bool);
@@ -265,6 +270,7 @@ impl ImportSettings {
             client,
             credentials: credentials()?,
             integration_id,
+            delete_after_upload: flags.delete_after_upload.is_some_and(|Flag(on)| on),
         })
     }
 }
@@ -324,8 +330,9 @@ mod tests {
         });
     }
 
-    const ALL_VARIABLES: [&str; 19] = [
+    const ALL_VARIABLES: [&str; 20] = [
         "MAX_OUTPUT_FILES",
+        "DELETE_AFTER_UPLOAD",
         "PENNSIEVE_CONNECT_TIMEOUT_S",
         "PENNSIEVE_REQUEST_TIMEOUT_S",
         "PENNSIEVE_CALL_DEADLINE_S",
@@ -384,6 +391,17 @@ mod tests {
         assert_eq!(import.client.cognito_endpoint, None);
         assert!(uuid::Uuid::parse_str(&import.integration_id).is_ok());
         assert!(matches!(import.credentials, Credentials::ApiKey { .. }));
+        assert!(!import.delete_after_upload, "off unless asked for");
+    }
+
+    #[test]
+    fn delete_after_upload_is_a_flag() {
+        for (text, expected) in [("true", true), ("1", true), ("false", false), ("no", false)] {
+            let mut vars = vec![("IMPORTER_ENABLED", "true"), ("DELETE_AFTER_UPLOAD", text)];
+            vars.extend(KEY);
+            let import = settings(&vars).unwrap().import.unwrap();
+            assert_eq!(import.delete_after_upload, expected, "{text:?}");
+        }
     }
 
     #[test]

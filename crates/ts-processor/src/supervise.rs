@@ -40,10 +40,16 @@ pub fn targets(cli: Option<&Cli>) -> Result<Option<Targets>> {
                 output: Some(settings.output_dir),
             })
         }
-        Some(Subcommand::Convert(args)) => Some(Targets {
-            input: args.input.clone(),
-            output: Some(args.output.clone()),
-        }),
+        Some(Subcommand::Convert(args)) => {
+            if args.import {
+                // Missing credentials fail before a child is started.
+                crate::import_settings(args.integration_id.clone(), args.delete_after_upload)?;
+            }
+            Some(Targets {
+                input: args.input.clone(),
+                output: Some(args.output.clone()),
+            })
+        }
         Some(Subcommand::Inspect(args)) => Some(Targets {
             input: args.input.clone(),
             output: None,

@@ -188,3 +188,340 @@ fn import_without_credentials_names_the_variables() {
     // Settings are checked before any work: no conversion that could not be imported.
     assert!(!out.exists() || chunk_files(&out).is_empty());
 }
+
+// Streaming: container mode and `convert --import` upload while converting.
+
+/// Chunk files of the sample at `CHUNK_SIZE_MB=0.1`: 8 channels x 5 + 4 channels x 1.
+const SAMPLE_CHUNKS_AT_0_1: usize = 44;
+
+/// Container mode with the importer on, against `fake`, with a session token.
+fn container(fake: &FakePennsieve, input: &Path, out: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.env("ENVIRONMENT", "production")
+        .env("INPUT_DIR", input)
+        .env("OUTPUT_DIR", out)
+        .env("CHUNK_SIZE_MB", "0.1")
+        .env("SESSION_TOKEN", fake.session_token())
+        .env("INTEGRATION_ID", ids::RUN);
+    with_fake_hosts(&mut cmd, fake);
+    cmd
+}
+
+fn conversion_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("channel-")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Created channels (requests), manifest names and (name, bytes) of every upload, sorted; in names
+/// channel node ids are replaced by their creation order.
+type Normalised = (Vec<serde_json::Value>, Vec<String>, Vec<(String, Vec<u8>)>);
+
+/// What `fake` received, see [`Normalised`].
+fn normalised_import(fake: &FakePennsieve) -> Normalised {
+    let state = fake.state();
+    let normalise = |name: &str| {
+        let mut name = name.to_owned();
+        for (i, channel) in state.created_channels.iter().enumerate() {
+            name = name.replace(&channel.id, &format!("channel#{i}"));
+        }
+        name
+    };
+    assert_eq!(state.imports.len(), 1);
+    let import = &state.imports[0];
+    let manifest: Vec<String> = import
+        .files
+        .iter()
+        .map(|e| normalise(&e.file_path))
+        .collect();
+    let mut uploads: Vec<(String, Vec<u8>)> = state
+        .uploads
+        .iter()
+        .map(|u| {
+            let entry = import
+                .files
+                .iter()
+                .find(|e| e.upload_key == u.upload_key)
+                .unwrap();
+            (normalise(&entry.file_path), u.body.to_vec())
+        })
+        .collect();
+    uploads.sort();
+    let channels = state
+        .created_channels
+        .iter()
+        .map(|c| c.request.clone())
+        .collect();
+    (channels, manifest, uploads)
+}
+
+#[test]
+fn container_mode_streams_the_same_import_as_convert_then_import() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = input_with_sample(tmp.path());
+
+    // Two-phase: convert, then `import`.
+    let two_phase = rt
+        .block_on(FakePennsieve::start(FakeConfig::default()))
+        .unwrap();
+    let plain = tmp.path().join("plain");
+    let status = bin()
+        .arg("convert")
+        .arg(sample())
+        .arg("-o")
+        .arg(&plain)
+        .args(["--chunk-size-mb", "0.1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut cmd = bin();
+    cmd.arg("import")
+        .arg(&plain)
+        .args(["--integration-id", ids::RUN])
+        .env("SESSION_TOKEN", two_phase.session_token());
+    with_fake_hosts(&mut cmd, &two_phase);
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Streaming: container mode.
+    let streamed = rt
+        .block_on(FakePennsieve::start(FakeConfig::default()))
+        .unwrap();
+    let output = container(&streamed, &input, &out).output().unwrap();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("imported {SAMPLE_CHUNKS_AT_0_1} files")),
+        "{log}"
+    );
+
+    let (channels_a, manifest_a, uploads_a) = normalised_import(&two_phase);
+    let (channels_b, manifest_b, uploads_b) = normalised_import(&streamed);
+    assert_eq!(channels_b.len(), 12);
+    assert_eq!(channels_a, channels_b, "same channels in the same order");
+    assert_eq!(manifest_b.len(), SAMPLE_CHUNKS_AT_0_1);
+    assert_eq!(manifest_a, manifest_b, "same manifest in the same order");
+    assert_eq!(
+        uploads_a, uploads_b,
+        "same bytes under the same names, each once"
+    );
+    // The output directory is the same complete conversion.
+    let names = |dir: &Path| -> Vec<_> {
+        conversion_files(dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&plain), names(&out));
+}
+
+#[test]
+fn uploads_start_before_the_conversion_ends() {
+    let rt = runtime();
+    // Slow responses and one upload at a time: conversion must wait for uploads (back-pressure).
+    let fake = rt
+        .block_on(FakePennsieve::start(FakeConfig {
+            delay: std::time::Duration::from_millis(10),
+            ..FakeConfig::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = input_with_sample(tmp.path());
+    let mut child = container(&fake, &input, &out)
+        .env("UPLOAD_CONCURRENCY", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first upload has arrived, look at how many chunk files exist.
+    let mut chunks_at_first_upload = None;
+    while child.try_wait().unwrap().is_none() {
+        if fake.state().uploads.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            continue;
+        }
+        chunks_at_first_upload = Some(chunk_files(&out).len());
+        break;
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let seen = chunks_at_first_upload.expect("an upload while the conversion ran");
+    assert!(
+        seen < SAMPLE_CHUNKS_AT_0_1,
+        "the first upload came after all {seen} chunk files were written"
+    );
+    assert_eq!(chunk_files(&out).len(), SAMPLE_CHUNKS_AT_0_1);
+    assert_eq!(fake.state().uploads.len(), SAMPLE_CHUNKS_AT_0_1);
+}
+
+#[test]
+fn an_upload_failure_stops_the_conversion_with_one_error() {
+    let rt = runtime();
+    // Every presign refused (and no refresh token to renew with): the first upload fails for good.
+    let fake = rt
+        .block_on(FakePennsieve::start(FakeConfig {
+            fail_first: vec![(pennsieve_fake::FakeRoute::Presign, 100_000)],
+            fail_status: 403,
+            ..FakeConfig::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = input_with_sample(tmp.path());
+    let output = container(&fake, &input, &out).output().unwrap();
+    let (log, error) = failure(&output);
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        error.contains("upload files") && error.contains("HTTP 403"),
+        "{error}"
+    );
+    assert!(error.contains("the conversion was stopped"), "{error}");
+    assert!(
+        !log.contains("converted 2 series"),
+        "the conversion ran to its end:\n{log}"
+    );
+    assert!(!log.contains("imported"), "{log}");
+    assert!(
+        conversion_files(&out).is_empty(),
+        "{:?}",
+        conversion_files(&out)
+    );
+    assert!(fake.state().uploads.is_empty());
+}
+
+#[test]
+fn a_conversion_failure_stops_the_uploads_with_one_error() {
+    let rt = runtime();
+    let fake = rt
+        .block_on(FakePennsieve::start(FakeConfig {
+            delay: std::time::Duration::from_millis(10),
+            ..FakeConfig::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = input_with_sample(tmp.path());
+    // A directory where the last series' chunk must go: renaming it into place fails.
+    std::fs::create_dir_all(out.join("channel-00011_1710487800123456_1710487803122456.bin.gz"))
+        .unwrap();
+    let output = container(&fake, &input, &out)
+        .env("UPLOAD_CONCURRENCY", "1")
+        .output()
+        .unwrap();
+    let (log, error) = failure(&output);
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{log}"
+    );
+    assert!(error.contains("channel-00011_"), "{error}");
+    assert!(!log.contains("imported"), "{log}");
+    // The import was registered, but not every file arrived; the output holds nothing of the run.
+    let state = fake.state();
+    assert_eq!(state.imports[0].files.len(), SAMPLE_CHUNKS_AT_0_1);
+    assert!(
+        state.uploads.len() < SAMPLE_CHUNKS_AT_0_1,
+        "{}",
+        state.uploads.len()
+    );
+    assert!(
+        conversion_files(&out).iter().all(|p| p.is_dir()),
+        "{:?}",
+        conversion_files(&out)
+    );
+}
+
+#[test]
+fn convert_import_with_delete_after_upload_keeps_only_metadata() {
+    let rt = runtime();
+    let fake = rt
+        .block_on(FakePennsieve::start(FakeConfig::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let out = tmp.path().join("out");
+    let status = bin()
+        .arg("convert")
+        .arg(sample())
+        .arg("-o")
+        .arg(&plain)
+        .args(["--chunk-size-mb", "0.1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let mut cmd = bin();
+    cmd.arg("convert")
+        .arg(sample())
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--chunk-size-mb",
+            "0.1",
+            "--import",
+            "--delete-after-upload",
+        ])
+        .args(["--integration-id", ids::RUN])
+        .env("SESSION_TOKEN", fake.session_token());
+    with_fake_hosts(&mut cmd, &fake);
+    let output = cmd.output().unwrap();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(chunk_files(&out).is_empty(), "{:?}", chunk_files(&out));
+    let metadata: Vec<_> = conversion_files(&out)
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(metadata.len(), 12);
+    assert!(
+        metadata.iter().all(|n| n.ends_with(".metadata.json")),
+        "{metadata:?}"
+    );
+    for name in &metadata {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(plain.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // Every chunk arrived, byte for byte.
+    let state = fake.state();
+    assert_eq!(state.imports[0].files.len(), SAMPLE_CHUNKS_AT_0_1);
+    let mut uploaded: Vec<Vec<u8>> = state.uploads.iter().map(|u| u.body.to_vec()).collect();
+    let mut expected: Vec<Vec<u8>> = chunk_files(&plain)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    uploaded.sort();
+    expected.sort();
+    assert_eq!(uploaded.len(), SAMPLE_CHUNKS_AT_0_1);
+    assert_eq!(uploaded, expected);
+}
+
+#[test]
+fn convert_import_needs_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = bin()
+        .arg("convert")
+        .arg(sample())
+        .arg("-o")
+        .arg(tmp.path().join("out"))
+        .arg("--import")
+        .env("SESSION_TOKEN", "t")
+        .output()
+        .unwrap();
+    let (_, error) = failure(&output);
+    assert!(error.contains("--integration-id"), "{error}");
+    assert!(!tmp.path().join("out").exists());
+}
