@@ -28,7 +28,7 @@ use crate::util::{build_processor, target_dir, workspace_root};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Run only these inputs (a … g). Default: all.
+    /// Run only these inputs (a … g, and w: the workflow step on input d). Default: all.
     #[arg(long = "only", value_name = "KEY")]
     only: Vec<String>,
     /// Scale every input down by this factor (1 = full size: 256 MiB to 1 GiB each).
@@ -95,6 +95,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         crate::util::run(&mut cmd)?;
     }
     let bin = build_processor(true)?;
+    let read_path = build_read_path()?;
     let me = std::env::current_exe()?;
     let python = if args.no_python {
         None
@@ -156,9 +157,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             if chunked_gzip {
                 for (threads, slot) in [("1", &mut row.decode1), ("2", &mut row.decode2)] {
                     settle(Some(&input.path));
-                    let m = measure(
-                        Command::new(&me).args(["bench", "--probe", "decode", &path, threads]),
-                    )?;
+                    let m = measure(Command::new(&read_path).args([&path, threads]))?;
                     keep(slot, m);
                 }
             }
@@ -180,7 +179,60 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         rows.push(row);
     }
     print_table(&rows, python.is_some(), dropped);
+
+    if wanted("w") {
+        let d = input_spec(&dir, "d", args.shrink.max(1));
+        if !d.path.exists() {
+            let mut cmd = Command::new(&me);
+            cmd.args(["bench", "--generate-only", "--only", "d", "--shrink"])
+                .arg(args.shrink.max(1).to_string());
+            crate::util::run(&mut cmd)?;
+        }
+        eprintln!("bench w: the workflow step on {}", d.path.display());
+        let concurrency = 16;
+        let row = crate::bench_workflow::bench_workflow(&bin, &d.path, concurrency)?;
+        print_workflow(&row, &d, concurrency);
+    }
     Ok(())
+}
+
+fn print_workflow(row: &crate::bench_workflow::WorkflowRow, input: &Input, concurrency: u32) {
+    use crate::bench_workflow::{CONNECT_MS, LATENCY_MS, MB_PER_S};
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "\nWorkflow step on {} ({:.0} MiB raw → {} chunk files, {:.0} MiB), fake Pennsieve with \
+         {LATENCY_MS} ms per reply, {MB_PER_S} MB/s per connection, {CONNECT_MS} ms per new \
+         connection; {concurrency} upload workers:\n",
+        input.key,
+        mib(input.raw_bytes),
+        row.files,
+        mib(row.bytes)
+    );
+    println!("| run | wall s | CPU-s | peak RSS MiB | peak output dir MiB |");
+    println!("|---|---|---|---|---|");
+    for (what, run) in [
+        ("convert alone", &row.convert),
+        ("upload alone (`import`)", &row.upload),
+        ("convert + import, streaming", &row.streaming),
+        ("… with DELETE_AFTER_UPLOAD", &row.streaming_delete),
+    ] {
+        println!(
+            "| {what} | {:.2} | {:.2} | {:.0} | {:.0} |",
+            secs(run.measured.wall),
+            secs(run.measured.cpu),
+            run.measured.peak_rss_kib as f64 / 1024.0,
+            mib(run.peak_disk)
+        );
+    }
+    let bound = row.convert.measured.wall.max(row.upload.measured.wall);
+    let files_per_s = row.files as f64 / secs(row.upload.measured.wall);
+    println!(
+        "\nstreaming ÷ max(convert, upload) = {:.2} (sequential would be {:.2}); upload alone \
+         {files_per_s:.0} files/s, {:.0} MB/s",
+        secs(row.streaming.measured.wall) / secs(bound),
+        (secs(row.convert.measured.wall) + secs(row.upload.measured.wall)) / secs(bound),
+        row.bytes as f64 / 1e6 / secs(row.upload.measured.wall),
+    );
 }
 
 /// One input's measurements, each the run with the fewest CPU-seconds.
@@ -211,10 +263,10 @@ impl<'a> Row<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Measured {
-    wall: Duration,
-    cpu: Duration,
-    peak_rss_kib: u64,
+pub(crate) struct Measured {
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub peak_rss_kib: u64,
 }
 
 /// Keeps the run with fewer CPU-seconds (and the highest peak RSS seen).
@@ -232,7 +284,7 @@ fn keep(slot: &mut Option<Measured>, m: Measured) {
 /// `sync`, drop the page cache (when allowed), then read `input` once so every run starts from
 /// the same state: input cached, no dirty pages of earlier runs being written back. Returns
 /// whether the cache could be dropped.
-fn settle(input: Option<&Path>) -> bool {
+pub(crate) fn settle(input: Option<&Path>) -> bool {
     let _ = Command::new("sync").status();
     let dropped = fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     if let Some(path) = input
@@ -312,7 +364,7 @@ fn print_table(rows: &[Row], python_ran: bool, dropped: bool) {
 }
 
 /// Runs a command to completion; wall time, CPU time and peak resident set (wait4 rusage).
-fn measure(cmd: &mut Command) -> Result<Measured> {
+pub(crate) fn measure(cmd: &mut Command) -> Result<Measured> {
     let started = Instant::now();
     let child = cmd
         .spawn()
@@ -338,7 +390,7 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     })
 }
 
-fn dir_size(dir: &Path) -> Result<(u64, u64)> {
+pub(crate) fn dir_size(dir: &Path) -> Result<(u64, u64)> {
     let (mut files, mut bytes) = (0, 0);
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry?;
@@ -350,10 +402,29 @@ fn dir_size(dir: &Path) -> Result<(u64, u64)> {
     Ok((files, bytes))
 }
 
+/// Builds nwb-reader's `read_path` example (our read path alone) in release mode.
+fn build_read_path() -> Result<PathBuf> {
+    let mut cmd = crate::util::cargo();
+    cmd.args([
+        "build",
+        "--quiet",
+        "--locked",
+        "--release",
+        "--package",
+        "nwb-reader",
+        "--example",
+        "read_path",
+    ]);
+    crate::util::run(&mut cmd)?;
+    Ok(target_dir()
+        .join("release")
+        .join("examples")
+        .join("read_path"))
+}
+
 /// Child-process measurements, so each is timed alone by `measure`:
 /// - `read PATH`: every sample of every series through HDF5 in chunk-aligned ~8 MiB blocks;
-/// - `write DIR FILES BYTES`: that many bytes into that many files in 1 MiB writes;
-/// - `decode PATH THREADS`: our read path alone (stored chunks, decoded on THREADS threads).
+/// - `write DIR FILES BYTES`: that many bytes into that many files in 1 MiB writes.
 fn probe(args: &[String]) -> Result<()> {
     let arg = |i: usize| {
         args.get(i)
@@ -363,7 +434,6 @@ fn probe(args: &[String]) -> Result<()> {
     match arg(0)? {
         "read" => floor_read(Path::new(arg(1)?)),
         "write" => floor_write(Path::new(arg(1)?), arg(2)?.parse()?, arg(3)?.parse()?),
-        "decode" => read_path(Path::new(arg(1)?), arg(2)?.parse()?),
         other => bail!("unknown probe {other}"),
     }
 }
@@ -409,51 +479,6 @@ fn floor_write(dir: &Path, files: u64, bytes: u64) -> Result<()> {
             left -= n as u64;
         }
         f.flush()?;
-    }
-    Ok(())
-}
-
-/// Our read path alone: this thread reads stored chunks through HDF5 and `threads` threads
-/// decode them into channel-major blocks (a block each at a time), and nothing is written.
-fn read_path(path: &Path, threads: usize) -> Result<()> {
-    let file = nwb_reader::NwbFile::open(path)?;
-    let found = file.discover(&nwb_reader::DiscoverOptions::default())?;
-    for info in &found.series {
-        let reader = file.open_series(info)?;
-        if let Err(why) = reader.stored_chunks() {
-            bail!("{}: not read as stored chunks: {why}", info.path);
-        }
-        let step = reader.preferred_block_len(8 << 20);
-        let n = info.num_samples;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<nwb_reader::StoredBlock>(threads);
-        let rx = std::sync::Mutex::new(rx);
-        let rx = &rx;
-        std::thread::scope(|scope| -> Result<()> {
-            let decoders: Vec<_> = (0..threads.max(1))
-                .map(|_| {
-                    scope.spawn(move || -> Result<()> {
-                        loop {
-                            let next = rx.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.recv();
-                            let Ok(block) = next else { return Ok(()) };
-                            std::hint::black_box(block.decode()?.len());
-                        }
-                    })
-                })
-                .collect();
-            let mut pos = 0;
-            while pos < n {
-                let end = (pos + step).min(n);
-                if tx.send(reader.read_stored(pos..end)?).is_err() {
-                    break;
-                }
-                pos = end;
-            }
-            drop(tx);
-            for decoder in decoders {
-                decoder.join().map_err(|_| anyhow::anyhow!("decoder panicked"))??;
-            }
-            Ok(())
-        })?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_workflow;
 mod docker;
 mod e2e;
 mod fixtures;

@@ -23,6 +23,9 @@ use crate::model::{RawDtype, SeriesInfo};
 /// Chunks larger than this (decoded) are read through HDF5: a block holds several of them.
 pub const MAX_STORED_CHUNK_BYTES: u64 = 64 << 20;
 
+/// Channels transposed together: a row's values for them span a cache line or more.
+const GATHER_CHANNELS: usize = 32;
+
 /// One stage of the filter pipeline that this module can undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -267,20 +270,31 @@ impl StoredBlock {
         if n > 0 {
             let (a, b) = (self.range.start, self.range.end);
             let cc = layout.chunk_cols;
-            // Gather each channel's samples from the chunks that hold its column: the transpose
-            // to channel-major happens here, once, in parallel.
-            out.par_chunks_mut(n).enumerate().for_each(|(k, column)| {
-                for (&(row0, col0), values) in positions.iter().zip(&decoded) {
-                    if k < col0 || k >= col0 + cc {
-                        continue;
+            // The transpose to channel-major happens here, once, in parallel over groups of
+            // channels. Within a group, rows are walked in order and each row's few adjacent
+            // values copied out: every cache line of a chunk is read once per group, not once
+            // per channel.
+            out.par_chunks_mut(n * GATHER_CHANNELS)
+                .enumerate()
+                .for_each(|(g, group)| {
+                    let first = g * GATHER_CHANNELS;
+                    let last = first + group.len() / n; // exclusive
+                    for (&(row0, col0), values) in positions.iter().zip(&decoded) {
+                        let (k0, k1) = (first.max(col0), last.min(col0 + cc));
+                        if k0 >= k1 {
+                            continue;
+                        }
+                        let lo = a.max(row0);
+                        let hi = b.min(row0 + layout.chunk_rows);
+                        for r in lo..hi {
+                            let src = (r - row0) as usize * cc;
+                            let row = &values[src + (k0 - col0)..src + (k1 - col0)];
+                            for (i, &v) in row.iter().enumerate() {
+                                group[(k0 - first + i) * n + (r - a) as usize] = v;
+                            }
+                        }
                     }
-                    let lo = a.max(row0);
-                    let hi = b.min(row0 + layout.chunk_rows);
-                    for r in lo..hi {
-                        column[(r - a) as usize] = values[(r - row0) as usize * cc + (k - col0)];
-                    }
-                }
-            });
+                });
         }
         Array2::from_shape_vec((n, layout.channels).f(), out)
             .map_err(|e| layout.invalid(format!("decoded block has the wrong shape: {e}")))
@@ -358,13 +372,31 @@ fn unshuffle(src: &[u8], elem: usize, dst: &mut [u8]) {
         dst.copy_from_slice(src);
         return;
     }
-    for (b, plane) in src[..elems * elem].chunks_exact(elems).enumerate() {
-        for (e, &byte) in plane.iter().enumerate() {
-            dst[e * elem + b] = byte;
+    match elem {
+        2 => unshuffle_as::<2>(src, elems, dst),
+        4 => unshuffle_as::<4>(src, elems, dst),
+        8 => unshuffle_as::<8>(src, elems, dst),
+        _ => {
+            for (b, plane) in src[..elems * elem].chunks_exact(elems).enumerate() {
+                for (e, &byte) in plane.iter().enumerate() {
+                    dst[e * elem + b] = byte;
+                }
+            }
         }
     }
     let tail = elems * elem;
     dst[tail..].copy_from_slice(&src[tail..]);
+}
+
+/// [`unshuffle`] for `E`-byte elements: the output is written in order, one element at a time
+/// from `E` input planes.
+fn unshuffle_as<const E: usize>(src: &[u8], elems: usize, dst: &mut [u8]) {
+    let planes: [&[u8]; E] = std::array::from_fn(|b| &src[b * elems..(b + 1) * elems]);
+    for (e, out) in dst[..elems * E].chunks_exact_mut(E).enumerate() {
+        for (b, plane) in planes.iter().enumerate() {
+            out[b] = plane[e];
+        }
+    }
 }
 
 #[cfg(test)]

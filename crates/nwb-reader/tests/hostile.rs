@@ -561,11 +561,11 @@ fn invalid_bytes_in_names_and_groups_are_escaped_with_a_warning() {
 fn a_fifo_is_refused_before_anything_opens_it() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe.nwb");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // mkfifo(3), not the mkfifo program: a child process forked now would inherit the HDF5
+    // files other tests have open (libhdf5 does not set O_CLOEXEC) and their locks with them.
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     let e = within(20, move || NwbFile::open(&fifo).err().unwrap());
     assert!(matches!(e, Error::Open { .. }), "{e:?}");
     let msg = e.to_string();

@@ -286,7 +286,8 @@ impl ChunkFile {
             } => {
                 let mut end = Vec::with_capacity(13);
                 stored::end(crc, len, &mut end);
-                file.write_all(&end).and_then(|()| Ok(file.metadata()?.len()))
+                file.write_all(&end)
+                    .and_then(|()| Ok(file.metadata()?.len()))
             }
             Encoder::Deflate { encoder, .. } => encoder
                 .finish()

@@ -401,7 +401,11 @@ mod stored_blocks {
                 .arg(&written.path)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(out.stdout == expected, "{}", written.path.display());
         }
     }

@@ -22,6 +22,14 @@ pub enum Error {
         source: ts_chunk_format::Error,
     },
 
+    /// The caller's `on_file` callback asked to stop
+    /// ([`execute_with_files`](crate::execute_with_files)); the caller knows why.
+    #[error("{}: the conversion was stopped by its caller", file.display())]
+    Stopped {
+        /// The input file.
+        file: PathBuf,
+    },
+
     /// The chunk size gives less than one sample per chunk file.
     #[error("chunk size {chunk_size_mb:?} MiB is smaller than one 8-byte sample")]
     ChunkTooSmall {

@@ -7,7 +7,7 @@
 //! memory. A block may span chunk boundaries and a chunk may span blocks: each channel streams
 //! into its current chunk file, so results do not depend on the block size or the thread count.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -97,21 +97,25 @@ pub fn execute(
     options: &ExecOptions,
     on_progress: impl Fn(Progress) + Sync,
 ) -> Result<Summary> {
-    execute_with_files(plan, out, options, on_progress, |_| {})
+    execute_with_files(plan, out, options, on_progress, |_| {
+        ControlFlow::Continue(())
+    })
 }
 
 /// Like [`execute`], and also calls `on_file` with every chunk file as soon as it is complete
 /// (renamed into place), so a caller can upload it while later chunks are still converting.
 ///
 /// `on_file` runs on the worker threads; when it blocks (say, because uploads lag behind), the
-/// conversion waits for it, which bounds how far conversion runs ahead. Channel metadata files
-/// are written after every chunk of their series and are not passed to `on_file`.
+/// conversion waits for it, which bounds how far conversion runs ahead. When it returns
+/// `Break`, the conversion stops, removes its files as after any failure and returns
+/// [`Error::Stopped`]. Channel metadata files are written after every chunk of their series
+/// and are not passed to `on_file`.
 pub fn execute_with_files(
     plan: &Plan<'_>,
     out: &OutputDir,
     options: &ExecOptions,
     on_progress: impl Fn(Progress) + Sync,
-    on_file: impl Fn(&Written) + Sync,
+    on_file: impl Fn(&Written) -> ControlFlow<()> + Sync,
 ) -> Result<Summary> {
     let hooks = Hooks {
         on_progress: &on_progress,
@@ -129,7 +133,7 @@ pub fn execute_with_files(
 /// The caller's callbacks.
 struct Hooks<'a> {
     on_progress: &'a (dyn Fn(Progress) + Sync),
-    on_file: &'a (dyn Fn(&Written) + Sync),
+    on_file: &'a (dyn Fn(&Written) -> ControlFlow<()> + Sync),
 }
 
 fn execute_all(
@@ -206,7 +210,7 @@ struct SeriesJob<'a> {
     pool: &'a rayon::ThreadPool,
     workspaces: &'a [Mutex<Workspace>],
     progress: &'a ProgressCounter<'a>,
-    on_file: &'a (dyn Fn(&Written) + Sync),
+    on_file: &'a (dyn Fn(&Written) -> ControlFlow<()> + Sync),
 }
 
 impl SeriesJob<'_> {
@@ -465,7 +469,11 @@ impl ChannelSink {
                 }
             }
             if let Some(written) = finished {
-                (job.on_file)(&written);
+                if (job.on_file)(&written).is_break() {
+                    return Err(Error::Stopped {
+                        file: job.plan.file.path().to_owned(),
+                    });
+                }
                 self.bytes_written += written.bytes;
                 self.chunks_written += 1;
                 self.next_chunk += 1;

@@ -42,6 +42,7 @@ fn convert_with(input: &Path, out: &Path, options: Options, exec: ExecOptions) -
             let len = std::fs::metadata(&written.path).unwrap().len();
             assert_eq!(len, written.bytes, "{}", written.path.display());
             files.lock().unwrap().push(written.path.clone());
+            std::ops::ControlFlow::Continue(())
         },
     );
     let summary = summary.unwrap_or_else(|e| panic!("{}: {e}", input.display()));

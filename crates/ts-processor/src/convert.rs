@@ -2,7 +2,7 @@
 //! progress, and optionally import while converting. Shared by `convert` and container mode; the
 //! work itself is `ts_convert`'s and `pennsieve_client`'s.
 
-use std::panic::AssertUnwindSafe;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
@@ -67,21 +67,17 @@ pub fn convert_and_import(
     };
 
     let sender = import.sender();
-    // `on_file` cannot return an error, so a stopped import unwinds out of the conversion with
-    // this payload (`resume_unwind` runs no panic hook: nothing is printed) and is caught here.
-    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        ts_convert::execute_with_files(
-            &plan,
-            &out,
-            exec,
-            |p| progress.update(p.done_bytes, p.total_bytes),
-            |written| {
-                if sender.send_blocking(written.path.clone()).is_err() {
-                    std::panic::resume_unwind(Box::new(ImportStopped));
-                }
-            },
-        )
-    }));
+    // A send fails once the import has stopped; the conversion then stops too.
+    let converted = ts_convert::execute_with_files(
+        &plan,
+        &out,
+        exec,
+        |p| progress.update(p.done_bytes, p.total_bytes),
+        |written| match sender.send_blocking(written.path.clone()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        },
+    );
     drop(sender);
     progress.finish();
     let remove_output = || {
@@ -90,7 +86,7 @@ pub fn convert_and_import(
         }
     };
     match converted {
-        Ok(Ok(summary)) => {
+        Ok(summary) => {
             inject_fault();
             info!("{summary}");
             match importer.wait(output, import) {
@@ -104,25 +100,20 @@ pub fn convert_and_import(
                 }
             }
         }
-        Ok(Err(err)) => {
-            // `execute` removed its files; dropping the import cancels its uploads.
-            drop(import);
-            Err(err.into())
-        }
-        Err(payload) if payload.is::<ImportStopped>() => {
-            // Unwinding skipped `execute`'s own cleanup; every writer thread has ended by now.
-            remove_output();
+        Err(ts_convert::Error::Stopped { .. }) => {
+            // `execute` removed its files; the import's own error says why it stopped.
             match importer.wait(output, import) {
                 Err(err) => Err(err.context("the conversion was stopped")),
                 Ok(_) => Err(anyhow!("the import stopped before the conversion ended")),
             }
         }
-        Err(payload) => std::panic::resume_unwind(payload),
+        Err(err) => {
+            // `execute` removed its files; dropping the import cancels its uploads.
+            drop(import);
+            Err(err.into())
+        }
     }
 }
-
-/// The unwinding payload that stops a conversion whose import failed.
-struct ImportStopped;
 
 /// Plans the conversion and says what was found and skipped.
 fn plan<'f>(file: &'f NwbFile, options: &Options) -> Result<Plan<'f>> {

@@ -331,7 +331,10 @@ fn uploads_start_before_the_conversion_ends() {
     // Slow responses and one upload at a time: conversion must wait for uploads (back-pressure).
     let fake = rt
         .block_on(FakePennsieve::start(FakeConfig {
-            delay: std::time::Duration::from_millis(10),
+            network: pennsieve_fake::NetworkModel {
+                reply_latency: std::time::Duration::from_millis(10),
+                ..pennsieve_fake::NetworkModel::none()
+            },
             ..FakeConfig::default()
         }))
         .unwrap();
@@ -376,7 +379,12 @@ fn an_upload_failure_stops_the_conversion_with_one_error() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (input, out) = input_with_sample(tmp.path());
-    let output = container(&fake, &input, &out).output().unwrap();
+    // One upload slot: back-pressure holds the conversion a few files ahead of the uploads, so
+    // it is still running when the first upload fails, however fast this machine converts.
+    let output = container(&fake, &input, &out)
+        .env("UPLOAD_CONCURRENCY", "1")
+        .output()
+        .unwrap();
     let (log, error) = failure(&output);
     assert_eq!(
         log.lines().filter(|l| l.starts_with("error:")).count(),
@@ -406,7 +414,10 @@ fn a_conversion_failure_stops_the_uploads_with_one_error() {
     let rt = runtime();
     let fake = rt
         .block_on(FakePennsieve::start(FakeConfig {
-            delay: std::time::Duration::from_millis(10),
+            network: pennsieve_fake::NetworkModel {
+                reply_latency: std::time::Duration::from_millis(10),
+                ..pennsieve_fake::NetworkModel::none()
+            },
             ..FakeConfig::default()
         }))
         .unwrap();
