@@ -35,13 +35,17 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let decoders: Vec<_> = (0..threads.max(1))
                     .map(|_| {
                         scope.spawn(move || -> Result<(), nwb_reader::Error> {
+                            // Each thread decodes into its previous block, as a conversion does.
+                            let mut spare = None;
                             loop {
                                 let next = match rx.lock() {
                                     Ok(rx) => rx.recv(),
                                     Err(_) => return Ok(()),
                                 };
                                 let Ok(block) = next else { return Ok(()) };
-                                std::hint::black_box(block.decode()?.len());
+                                let decoded = block.decode_reusing(spare.take())?;
+                                std::hint::black_box(decoded.len());
+                                spare = Some(decoded);
                             }
                         })
                     })

@@ -26,6 +26,9 @@ pub const MAX_STORED_CHUNK_BYTES: u64 = 64 << 20;
 /// Channels transposed together: a row's values for them span a cache line or more.
 const GATHER_CHANNELS: usize = 32;
 
+/// Rows transposed together (a tile of 64 rows of a 384-channel int16 chunk is 48 KiB).
+const GATHER_ROWS: usize = 64;
+
 /// One stage of the filter pipeline that this module can undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -46,7 +49,14 @@ pub(crate) struct ChunkLayout {
     /// The pipeline in the order it was applied when writing; bit `i` of a chunk's filter mask
     /// says stage `i` was skipped for that chunk.
     pipeline: Vec<Stage>,
+    /// Decoded-chunk buffers kept between blocks.
+    buffers: std::sync::Mutex<Vec<Vec<u64>>>,
+    /// Stored-chunk buffers kept between blocks.
+    stored_buffers: std::sync::Mutex<Vec<Vec<u8>>>,
 }
+
+/// At most this many bytes of stored-chunk buffers are kept for reuse.
+const MAX_KEPT_STORED_BYTES: usize = 32 << 20;
 
 impl ChunkLayout {
     /// The layout of `data` if its chunks can be decoded here, else why not.
@@ -75,11 +85,15 @@ impl ChunkLayout {
         }
         let mut pipeline = Vec::new();
         for filter in data.filters() {
-            pipeline.push(match filter {
+            let stage = match filter {
                 Filter::Deflate(_) => Stage::Deflate,
                 Filter::Shuffle => Stage::Shuffle,
                 other => return Err(format!("filter {other:?}")),
-            });
+            };
+            if pipeline.contains(&stage) {
+                return Err(format!("{stage:?} twice in the filter pipeline"));
+            }
+            pipeline.push(stage);
         }
         if !stored_little_endian(data) || cfg!(target_endian = "big") {
             return Err("byte order other than this machine's".into());
@@ -93,6 +107,8 @@ impl ChunkLayout {
             chunk_cols,
             rank2: rank == 2,
             pipeline,
+            buffers: std::sync::Mutex::new(Vec::new()),
+            stored_buffers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -161,7 +177,7 @@ impl ChunkLayout {
                 self.chunk_bytes()
             )));
         }
-        let mut bytes = vec![0u8; size as usize];
+        let mut bytes = self.take_stored(size as usize);
         let mut read_mask = 0u32;
         let rc = hdf5::sync::sync(|| unsafe {
             H5Dread_chunk1(
@@ -243,30 +259,66 @@ impl StoredBlock {
     /// returns the samples channel-major (each channel contiguous), identical to what
     /// [`SeriesReader::read_raw`](crate::SeriesReader::read_raw) returns for the same range.
     pub fn decode(self) -> Result<RawBlock> {
-        Ok(match self.layout.dtype {
-            RawDtype::I8 => RawBlock::I8(self.decode_as()?),
-            RawDtype::I16 => RawBlock::I16(self.decode_as()?),
-            RawDtype::I32 => RawBlock::I32(self.decode_as()?),
-            RawDtype::I64 => RawBlock::I64(self.decode_as()?),
-            RawDtype::U8 => RawBlock::U8(self.decode_as()?),
-            RawDtype::U16 => RawBlock::U16(self.decode_as()?),
-            RawDtype::U32 => RawBlock::U32(self.decode_as()?),
-            RawDtype::U64 => RawBlock::U64(self.decode_as()?),
-            RawDtype::F32 => RawBlock::F32(self.decode_as()?),
-            RawDtype::F64 => RawBlock::F64(self.decode_as()?),
-        })
+        self.decode_reusing(None)
     }
 
-    fn decode_as<T: Pod + Send + Sync>(self) -> Result<Array2<T>> {
+    /// [`decode`](Self::decode) into the memory of `spare`, a block this series decoded
+    /// earlier and the caller is done with (its samples are overwritten). Reusing it saves
+    /// allocating and faulting in a fresh block every time.
+    pub fn decode_reusing(self, spare: Option<RawBlock>) -> Result<RawBlock> {
+        macro_rules! each {
+            ($($dtype:ident => $variant:ident),*) => {
+                match self.layout.dtype {
+                    $(RawDtype::$dtype => {
+                        let spare = match spare {
+                            Some(RawBlock::$variant(a)) => Some(a),
+                            _ => None,
+                        };
+                        RawBlock::$variant(self.decode_as(spare)?)
+                    })*
+                }
+            };
+        }
+        Ok(
+            each!(I8 => I8, I16 => I16, I32 => I32, I64 => I64, U8 => U8, U16 => U16,
+            U32 => U32, U64 => U64, F32 => F32, F64 => F64),
+        )
+    }
+
+    fn decode_as<T: Pod + Send + Sync>(self, spare: Option<Array2<T>>) -> Result<Array2<T>> {
         let layout = &*self.layout;
         let n = (self.range.end - self.range.start) as usize;
         let positions: Vec<(u64, usize)> = self.chunks.iter().map(|c| (c.row0, c.col0)).collect();
-        let decoded: Vec<Vec<T>> = self
-            .chunks
-            .into_par_iter()
-            .map(|chunk| decode_chunk::<T>(layout, chunk))
-            .collect::<Result<_>>()?;
-        let mut out = vec![T::zeroed(); n * layout.channels];
+        // Every chunk decodes into its own slot of one buffer, kept for the next block. Slots
+        // are whole u64 words, so each is aligned for any sample type.
+        let slot_words = layout.chunk_bytes().div_ceil(8);
+        let mut slots = layout.take_buffer(slot_words * self.chunks.len());
+        let decoded: Result<()> = slots
+            .par_chunks_mut(slot_words.max(1))
+            .zip(self.chunks.par_iter())
+            .try_for_each(|(slot, chunk)| {
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(slot);
+                decode_chunk(layout, chunk, &mut bytes[..layout.chunk_bytes()])
+            });
+        layout.give_stored(self.chunks.into_iter().map(|chunk| chunk.bytes));
+        if let Err(err) = decoded {
+            layout.give_buffer(slots);
+            return Err(err);
+        }
+        let decoded: Vec<&[T]> = slots
+            .chunks(slot_words.max(1))
+            .map(|slot| &bytemuck::cast_slice::<u64, T>(slot)[..layout.chunk_elems()])
+            .collect();
+
+        // Every sample of the output is written below, so a spare block needs no clearing.
+        let len = n * layout.channels;
+        let mut out: Vec<T> = match spare.map(Array2::into_raw_vec_and_offset) {
+            Some((mut v, None | Some(0))) if v.capacity() >= len => {
+                v.resize(len, T::zeroed());
+                v
+            }
+            _ => bytemuck::zeroed_vec(len),
+        };
         if n > 0 {
             let (a, b) = (self.range.start, self.range.end);
             let cc = layout.chunk_cols;
@@ -286,24 +338,94 @@ impl StoredBlock {
                         }
                         let lo = a.max(row0);
                         let hi = b.min(row0 + layout.chunk_rows);
-                        for r in lo..hi {
-                            let src = (r - row0) as usize * cc;
-                            let row = &values[src + (k0 - col0)..src + (k1 - col0)];
-                            for (i, &v) in row.iter().enumerate() {
-                                group[(k0 - first + i) * n + (r - a) as usize] = v;
+                        // Tiles of rows small enough to stay in L1 while each channel's run of
+                        // them is written out contiguously.
+                        for t0 in (lo..hi).step_by(GATHER_ROWS) {
+                            let t1 = (t0 + GATHER_ROWS as u64).min(hi);
+                            let from = (t0 - row0) as usize * cc;
+                            for k in k0..k1 {
+                                let at = (k - first) * n;
+                                let column =
+                                    &mut group[at + (t0 - a) as usize..at + (t1 - a) as usize];
+                                let src = values[from + (k - col0)..].iter().step_by(cc);
+                                for (o, v) in column.iter_mut().zip(src) {
+                                    *o = *v;
+                                }
                             }
                         }
                     }
                 });
         }
+        drop(decoded);
+        layout.give_buffer(slots);
         Array2::from_shape_vec((n, layout.channels).f(), out)
             .map_err(|e| layout.invalid(format!("decoded block has the wrong shape: {e}")))
     }
 }
 
-/// Undoes the chunk's filters (last applied first) into a vector of its elements.
-fn decode_chunk<T: Pod>(layout: &ChunkLayout, chunk: StoredChunk) -> Result<Vec<T>> {
-    let expected = layout.chunk_bytes();
+impl ChunkLayout {
+    /// A buffer of at least `words` words (contents unspecified), reused when one is free.
+    fn take_buffer(&self, words: usize) -> Vec<u64> {
+        let mut buffer = self
+            .buffers
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default();
+        if buffer.len() < words {
+            buffer.resize(words, 0);
+        }
+        buffer.truncate(words);
+        buffer
+    }
+
+    /// Keeps `buffer` for the next block (a few at most: one per block being decoded).
+    fn give_buffer(&self, buffer: Vec<u64>) {
+        if let Ok(mut free) = self.buffers.lock()
+            && free.len() < 2
+        {
+            free.push(buffer);
+        }
+    }
+
+    /// A buffer for `len` stored bytes, reused when one is free.
+    fn take_stored(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self
+            .stored_buffers
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default();
+        buffer.clear();
+        buffer.resize(len, 0);
+        buffer
+    }
+
+    /// Keeps the stored chunks' buffers of a decoded block for the next reads (as many as a
+    /// block holds; fewer when chunks are large).
+    fn give_stored(&self, buffers: impl Iterator<Item = Vec<u8>>) {
+        if let Ok(mut free) = self.stored_buffers.lock() {
+            let mut kept: usize = free.iter().map(Vec::capacity).sum();
+            for buffer in buffers {
+                if kept + buffer.capacity() > MAX_KEPT_STORED_BYTES {
+                    break;
+                }
+                kept += buffer.capacity();
+                free.push(buffer);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The result between two filter stages (inflated, still shuffled), reused.
+    static STAGE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Undoes the chunk's filters (last applied first) into `out`, its decoded bytes. The pipeline
+/// holds each filter at most once ([`ChunkLayout::detect`]), so there are at most two stages.
+fn decode_chunk(layout: &ChunkLayout, chunk: &StoredChunk, out: &mut [u8]) -> Result<()> {
+    let expected = out.len();
     let at = || format!("the chunk at sample {}, channel {}", chunk.row0, chunk.col0);
     let stages: Vec<Stage> = layout
         .pipeline
@@ -313,21 +435,11 @@ fn decode_chunk<T: Pod>(layout: &ChunkLayout, chunk: StoredChunk) -> Result<Vec<
         .filter(|(i, _)| *i >= 32 || chunk.filter_mask & (1 << i) == 0)
         .map(|(_, s)| *s)
         .collect();
-    let mut out = vec![T::zeroed(); layout.chunk_elems()];
-    let mut current = chunk.bytes;
-    for (i, stage) in stages.iter().enumerate() {
-        let last = i + 1 == stages.len();
-        let mut scratch = Vec::new();
-        let target: &mut [u8] = if last {
-            bytemuck::cast_slice_mut(&mut out)
-        } else {
-            scratch.resize(expected, 0);
-            &mut scratch
-        };
+    let undo = |stage: Stage, input: &[u8], target: &mut [u8]| -> Result<()> {
         match stage {
             Stage::Deflate => {
                 let (inflated, rc) =
-                    zlib_rs::decompress_slice(target, &current, zlib_rs::InflateConfig::default());
+                    zlib_rs::decompress_slice(target, input, zlib_rs::InflateConfig::default());
                 if rc != zlib_rs::ReturnCode::Ok || inflated.len() != expected {
                     return Err(layout.invalid(format!(
                         "{} does not inflate to its {expected} bytes ({rc:?}, {} bytes)",
@@ -337,31 +449,41 @@ fn decode_chunk<T: Pod>(layout: &ChunkLayout, chunk: StoredChunk) -> Result<Vec<
                 }
             }
             Stage::Shuffle => {
-                if current.len() != expected {
+                if input.len() != expected {
                     return Err(layout.invalid(format!(
                         "{} holds {} bytes before unshuffling, not {expected}",
                         at(),
-                        current.len()
+                        input.len()
                     )));
                 }
-                unshuffle(&current, layout.elem(), target);
+                unshuffle(input, layout.elem(), target);
             }
         }
-        if !last {
-            current = scratch;
+        Ok(())
+    };
+    match stages[..] {
+        [] => {
+            if chunk.bytes.len() != expected {
+                return Err(layout.invalid(format!(
+                    "{} holds {} bytes, not {expected}",
+                    at(),
+                    chunk.bytes.len()
+                )));
+            }
+            out.copy_from_slice(&chunk.bytes);
+            Ok(())
         }
+        [only] => undo(only, &chunk.bytes, out),
+        [first, second] => STAGE_SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < expected {
+                scratch.resize(expected, 0);
+            }
+            let between = &mut scratch[..expected];
+            undo(first, &chunk.bytes, between)?;
+            undo(second, between, out)
+        }),
+        _ => Err(layout.invalid(format!("{} has more than two filters", at()))),
     }
-    if stages.is_empty() {
-        if current.len() != expected {
-            return Err(layout.invalid(format!(
-                "{} holds {} bytes, not {expected}",
-                at(),
-                current.len()
-            )));
-        }
-        bytemuck::cast_slice_mut(&mut out).copy_from_slice(&current);
-    }
-    Ok(out)
 }
 
 /// HDF5's shuffle filter undone: `src` holds byte 0 of every element, then byte 1 of every

@@ -5,6 +5,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io_err};
 
+/// Taken around creating and renaming entries. Writer threads mostly add entries to one
+/// directory, whose lock the kernel holds for each; a thread waiting for it there spins (burning
+/// the CPU time the other thread needs), while one waiting here sleeps.
+static DIRECTORY_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn directory_change<R>(change: impl FnOnce() -> R) -> R {
+    let _guard = DIRECTORY_CHANGES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    change()
+}
+
 /// A temporary file `.{final_name}.{pid}.{random}.tmp` next to its final path (`random`: 16 hex
 /// digits from a fresh random `u64`, so the name cannot be predicted and planted in advance).
 /// Removed on drop unless [`TempFile::commit`] renamed it into place.
@@ -24,7 +36,7 @@ impl TempFile {
         loop {
             attempts += 1;
             let temp_path = dir.join(temp_name(final_name));
-            match create_new_no_follow(&temp_path) {
+            match directory_change(|| create_new_no_follow(&temp_path)) {
                 Ok(file) => {
                     let temp = TempFile {
                         temp_path,
@@ -48,7 +60,7 @@ impl TempFile {
     /// file; after an OS crash or power loss a just-renamed file may be empty or short, and the
     /// conversion has to be rerun (which it must be anyway after a failed run).
     pub(crate) fn commit(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.temp_path, &self.final_path)
+        directory_change(|| std::fs::rename(&self.temp_path, &self.final_path))
             .map_err(io_err("rename temporary file into place", &self.final_path))?;
         self.committed = true;
         Ok(std::mem::take(&mut self.final_path))

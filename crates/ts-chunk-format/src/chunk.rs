@@ -46,8 +46,9 @@ mod stored {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&(!len).to_le_bytes());
             let data = out.len();
-            for sample in piece {
-                out.extend_from_slice(&sample.to_be_bytes());
+            out.resize(data + piece.len() * 8, 0);
+            for (bytes, sample) in out[data..].chunks_exact_mut(8).zip(piece) {
+                bytes.copy_from_slice(&sample.to_be_bytes());
             }
             crc.update(&out[data..]);
         }

@@ -247,17 +247,20 @@ impl SeriesJob<'_> {
 
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = crossbeam_channel::bounded::<(u64, Fetched)>(1);
+            // Decoded blocks go back to the reader to be decoded into again (no fresh memory
+            // to allocate and fault in for every block).
+            let (spare_tx, spare_rx) = crossbeam_channel::bounded::<RawBlock>(1);
             let sinks = &mut sinks;
             let worker = scope.spawn(move || -> Result<()> {
                 for (block_start, fetched) in rx {
-                    let block = match fetched {
-                        Fetched::Decoded(block) => block,
+                    let (block, reusable) = match fetched {
+                        Fetched::Decoded(block) => (block, true),
                         // Every channel is scaled separately: with many channels, make each one
                         // contiguous first (one pass over the block instead of one per channel).
                         Fetched::Raw(block) if block.channels() > TRANSPOSE_ABOVE_CHANNELS => {
-                            block.into_channel_major()
+                            (block.into_channel_major(), false)
                         }
-                        Fetched::Raw(block) => block,
+                        Fetched::Raw(block) => (block, false),
                     };
                     self.pool.install(|| {
                         sinks.par_iter_mut().try_for_each(|sink| {
@@ -270,6 +273,9 @@ impl SeriesJob<'_> {
                         })
                     })?;
                     self.progress.advance(block.len() as u64 * sample_bytes);
+                    if reusable {
+                        let _ = spare_tx.try_send(block);
+                    }
                 }
                 Ok(())
             });
@@ -281,7 +287,10 @@ impl SeriesJob<'_> {
                 let fetched = if stored {
                     self.reader
                         .read_stored(range)
-                        .and_then(|block| self.pool.install(|| block.decode()))
+                        .and_then(|block| {
+                            let spare = spare_rx.try_recv().ok();
+                            self.pool.install(|| block.decode_reusing(spare))
+                        })
                         .map(Fetched::Decoded)
                 } else {
                     self.reader.read_raw(range).map(Fetched::Raw)
