@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use ts_chunk_format::{ChannelMetadata, ChunkName, scan_output_dir};
 
@@ -274,18 +274,20 @@ impl StreamingImport {
             .map_err(failed_before_upload("list channels"))?;
         let matches =
             match_channels(&channels, &remote).map_err(failed_before_upload("match channels"))?;
-        let mut node_ids = Vec::with_capacity(channels.len());
-        let (mut matched, mut created) = (0, 0);
-        for (local, remote_index) in channels.iter().zip(matches) {
-            let node_id = match remote_index {
-                Some(index) => {
-                    matched += 1;
-                    remote[index].id.clone()
-                }
-                None => {
+        // Channels are created `upload_concurrency` at a time: one by one, a 1,024-channel
+        // probe would wait a thousand round trips before its first upload.
+        let concurrency = client.config().upload_concurrency.max(1);
+        let node_ids: Vec<(String, bool)> = futures::stream::iter(channels.iter().zip(matches))
+            .map(|(local, remote_index)| {
+                let existing = remote_index.map(|index| remote[index].id.clone());
+                let package_id = &package_id;
+                Ok(async move {
+                    if let Some(id) = existing {
+                        return Ok((id, false));
+                    }
                     let new_channel = NewChannel::from(&local.metadata);
                     let channel = client
-                        .create_channel(&package_id, &new_channel)
+                        .create_channel(package_id, &new_channel)
                         .await
                         .map_err(|source| Error::ChannelMetadata {
                             path: local.metadata_path.clone(),
@@ -293,14 +295,17 @@ impl StreamingImport {
                                 "cannot create channel {:?}: {source}",
                                 new_channel.name
                             ),
-                        })
-                        .map_err(failed_before_upload("create channels"))?;
-                    created += 1;
-                    channel.id
-                }
-            };
-            node_ids.push(node_id);
-        }
+                        })?;
+                    Ok((channel.id, true))
+                })
+            })
+            .try_buffered(concurrency)
+            .try_collect()
+            .await
+            .map_err(failed_before_upload("create channels"))?;
+        let created = node_ids.iter().filter(|(_, created)| *created).count();
+        let matched = node_ids.len() - created;
+        let node_ids: Vec<String> = node_ids.into_iter().map(|(id, _)| id).collect();
 
         // Manifest: one fresh upload key per chunk, named after its channel's node id.
         let mut entries = Vec::with_capacity(total);

@@ -85,11 +85,12 @@ fn uploaded_by_name(state: &FakeState) -> HashMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Replaces channel node ids (random per fake) by the creation order.
+/// Replaces channel node ids (random per fake) by what the channel's creation asked for
+/// (channels are created several at a time, so creation order is not fixed).
 fn normalise(name: &str, state: &FakeState) -> String {
     let mut name = name.to_owned();
-    for (i, channel) in state.created_channels.iter().enumerate() {
-        name = name.replace(&channel.id, &format!("channel#{i}"));
+    for channel in &state.created_channels {
+        name = name.replace(&channel.id, &format!("channel{}", channel.request));
     }
     name
 }

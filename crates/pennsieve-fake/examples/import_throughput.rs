@@ -105,8 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "ceiling = concurrency / (2 × latency + mean file / bandwidth): presign and PUT, each one reply, \
-         connections reused; the whole import (run lookup, channels, manifest) is in the measured time"
+        "ceiling = concurrency / (latency + mean file / bandwidth): one PUT reply per file with its \
+         URL presigned ahead, connections reused; the whole import (run lookup, channels, manifest) \
+         is in the measured time"
     );
     Ok(())
 }

@@ -93,18 +93,19 @@ impl NetworkModel {
         NetworkModel::wan(Duration::from_millis(20), 50_000_000)
     }
 
-    /// Time one upload of `file_bytes` takes at best: a presign reply, the body at the
-    /// connection's bandwidth and the PUT's reply (connections reused, so no connect cost).
+    /// Time an upload slot is busy with one file of `file_bytes` at best: the body at the
+    /// connection's bandwidth and the PUT's reply (connections reused, so no connect cost; the
+    /// file's URL was presigned ahead, while the slot was busy with the file before).
     pub fn upload_time(&self, file_bytes: u64) -> Duration {
         let transfer = match self.put_bytes_per_second {
             Some(rate) if rate > 0 => Duration::from_secs_f64(file_bytes as f64 / rate as f64),
             _ => Duration::ZERO,
         };
-        self.reply_latency * 2 + transfer
+        self.reply_latency + transfer
     }
 
-    /// Best possible uploads per second with `concurrency` uploads in flight, each one presign
-    /// and one PUT of `file_bytes` ([`NetworkModel::upload_time`]); `None` when unbounded.
+    /// Best possible uploads per second with `concurrency` PUTs of `file_bytes` in flight
+    /// ([`NetworkModel::upload_time`]); `None` when unbounded.
     pub fn upload_ceiling(&self, concurrency: usize, file_bytes: u64) -> Option<f64> {
         let per_file = self.upload_time(file_bytes).as_secs_f64();
         (per_file > 0.0).then(|| concurrency as f64 / per_file)

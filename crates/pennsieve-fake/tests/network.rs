@@ -108,9 +108,9 @@ fn the_realistic_wan_and_its_ceiling() {
     assert_eq!(wan.reply_latency, Duration::from_millis(20));
     assert_eq!(wan.put_bytes_per_second, Some(50_000_000));
     assert_eq!(wan.connect_cost, Duration::from_millis(60));
-    // 500 kB: 2 × 20 ms + 10 ms per file, so 16 in flight give 320 files/s.
-    assert_eq!(wan.upload_time(500_000), Duration::from_millis(50));
+    // 500 kB: a 20 ms reply + 10 ms of body per file, so 16 in flight give 533 files/s.
+    assert_eq!(wan.upload_time(500_000), Duration::from_millis(30));
     let ceiling = wan.upload_ceiling(16, 500_000).unwrap();
-    assert!((ceiling - 320.0).abs() < 1e-6, "{ceiling}");
+    assert!((ceiling - 16.0 / 0.03).abs() < 1e-6, "{ceiling}");
     assert_eq!(NetworkModel::none().upload_ceiling(16, 500_000), None);
 }
