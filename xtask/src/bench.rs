@@ -189,7 +189,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             crate::util::run(&mut cmd)?;
         }
         eprintln!("bench w: the workflow step on {}", d.path.display());
-        let concurrency = 16;
+        let concurrency = 32; // the default UPLOAD_CONCURRENCY
         let row = crate::bench_workflow::bench_workflow(&bin, &d.path, concurrency)?;
         print_workflow(&row, &d, concurrency);
     }

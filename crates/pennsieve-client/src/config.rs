@@ -58,7 +58,7 @@ pub struct Config {
     /// Cognito login or refresh, or a file upload (presign and PUT, retried)
     /// ([`DEFAULT_CALL_DEADLINE`]). Exceeding it is [`Error::Timeout`].
     pub call_deadline: Duration,
-    /// Files uploaded at the same time.
+    /// Files uploaded at the same time (PUTs in flight; as many more are presigned ahead).
     pub upload_concurrency: usize,
     /// Retries of idempotent calls and uploads.
     pub retry: RetryPolicy,
@@ -70,7 +70,7 @@ pub struct Config {
 
 impl Default for Config {
     /// The development hosts ([`DEFAULT_API_HOST`], [`DEFAULT_API2_HOST`]), the `DEFAULT_*`
-    /// time limits of this module, 16 concurrent uploads and [`RetryPolicy::default`].
+    /// time limits of this module, 32 concurrent uploads and [`RetryPolicy::default`].
     fn default() -> Self {
         Config {
             api_host: DEFAULT_API_HOST.into(),
@@ -80,7 +80,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             upload_timeout: DEFAULT_UPLOAD_TIMEOUT,
             call_deadline: DEFAULT_CALL_DEADLINE,
-            upload_concurrency: 16,
+            upload_concurrency: 32,
             retry: RetryPolicy::default(),
             max_request_body_bytes: 838_860,
         }

@@ -29,6 +29,10 @@ pub struct ExecOptions {
     pub block_bytes: usize,
     /// Worker threads for scaling, encoding and writing; `None` uses one per core.
     pub threads: Option<usize>,
+    /// Read series chunked with only deflate and shuffle as their stored chunks, decoded on the
+    /// worker threads (the default). `false` reads everything through HDF5, where one core
+    /// inflates; the output is the same either way.
+    pub read_stored_chunks: bool,
 }
 
 impl Default for ExecOptions {
@@ -37,6 +41,7 @@ impl Default for ExecOptions {
             compression_level: 0,
             block_bytes: 8 << 20,
             threads: None,
+            read_stored_chunks: true,
         }
     }
 }
@@ -228,22 +233,34 @@ impl SeriesJob<'_> {
         );
         let mut sinks: Vec<ChannelSink> = (0..info.num_channels).map(ChannelSink::new).collect();
         let sample_bytes = info.num_channels as u64 * info.dtype.size() as u64;
-        let blocks = plan_blocks(
-            &self.series.chunks,
-            info.num_samples,
-            sample_bytes,
-            self.options.block_bytes as u64,
-            self.reader.preferred_block_len(self.options.block_bytes),
-        );
-
         // Compressed chunks are decoded by the worker pool, not inside HDF5 (which would hold
         // its global lock and leave one core to inflate everything).
-        let stored = self.reader.stored_chunks();
-        match stored {
-            Ok(()) => debug!(series = %info.path, "reading stored chunks, decoded in parallel"),
-            Err(why) => debug!(series = %info.path, "reading through HDF5: {why}"),
-        }
-        let stored = stored.is_ok();
+        let stored = match self.reader.stored_chunks() {
+            Ok(()) if self.options.read_stored_chunks => {
+                debug!(series = %info.path, "reading stored chunks, decoded in parallel");
+                true
+            }
+            Ok(()) => false,
+            Err(why) => {
+                debug!(series = %info.path, "reading through HDF5: {why}");
+                false
+            }
+        };
+        let fallback_len = self.reader.preferred_block_len(self.options.block_bytes);
+        let blocks = if stored && self.options.compression_level == 0 {
+            // Blocks of whole HDF5 chunks, so none is read and inflated twice; chunk files
+            // stream across blocks (an open level-0 file costs a handle and a CRC; at other
+            // levels a compressor each, so there whole chunk files are kept in a block).
+            fixed_blocks(info.num_samples, fallback_len)
+        } else {
+            plan_blocks(
+                &self.series.chunks,
+                info.num_samples,
+                sample_bytes,
+                self.options.block_bytes as u64,
+                fallback_len,
+            )
+        };
 
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = crossbeam_channel::bounded::<(u64, Fetched)>(1);
@@ -376,7 +393,12 @@ fn plan_blocks(
             .map(|group| group[0].range.start..group[group.len() - 1].range.end)
             .collect();
     }
-    let step = fallback_len.max(1);
+    fixed_blocks(num_samples, fallback_len)
+}
+
+/// Blocks of `len` samples (the last one shorter).
+fn fixed_blocks(num_samples: u64, len: u64) -> Vec<Range<u64>> {
+    let step = len.max(1);
     (0..num_samples.div_ceil(step))
         .map(|i| i * step..((i + 1) * step).min(num_samples))
         .collect()

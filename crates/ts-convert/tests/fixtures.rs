@@ -268,8 +268,16 @@ fn output_does_not_depend_on_threads_block_size_or_compression() {
             threads: Some(3),
             block_bytes: 104, // 0.0001 MiB: chunks are streamed across blocks
             compression_level: 6,
+            ..ExecOptions::default()
         };
         convert_with(&input, b.path(), Options::default(), small_blocks);
+        // Stored chunks (sample.nwb's gzip+shuffle series) read through HDF5 instead.
+        let c = tempfile::tempdir().unwrap();
+        let through_hdf5 = ExecOptions {
+            read_stored_chunks: false,
+            ..ExecOptions::default()
+        };
+        convert_with(&input, c.path(), Options::default(), through_hdf5);
         let (sa, sb) = (snapshot_dir(a.path()), snapshot_dir(b.path()));
         assert_eq!(
             sa.keys().collect::<Vec<_>>(),
@@ -277,6 +285,10 @@ fn output_does_not_depend_on_threads_block_size_or_compression() {
             "{name}: names"
         );
         assert!(sa == sb, "{name}: contents differ");
+        assert!(
+            snapshot_dir(c.path()) == sa,
+            "{name}: read through HDF5 differs"
+        );
     }
 }
 

@@ -293,6 +293,7 @@ fn run_cli(cli: Cli, json_logs: bool) -> Result<()> {
                 compression_level: args.compression_level,
                 block_bytes: ((args.block_mb * 1_048_576.0) as usize).max(1),
                 threads: args.threads,
+                ..ExecOptions::default()
             };
             let existing = if args.overwrite {
                 ExistingOutput::Replace
