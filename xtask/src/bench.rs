@@ -95,7 +95,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         crate::util::run(&mut cmd)?;
     }
     let bin = build_processor(true)?;
-    let read_path = build_read_path()?;
+    let read_path = crate::util::build_release_example("nwb-reader", "read_path")?;
     let me = std::env::current_exe()?;
     let python = if args.no_python {
         None
@@ -400,26 +400,6 @@ pub(crate) fn dir_size(dir: &Path) -> Result<(u64, u64)> {
         }
     }
     Ok((files, bytes))
-}
-
-/// Builds nwb-reader's `read_path` example (our read path alone) in release mode.
-fn build_read_path() -> Result<PathBuf> {
-    let mut cmd = crate::util::cargo();
-    cmd.args([
-        "build",
-        "--quiet",
-        "--locked",
-        "--release",
-        "--package",
-        "nwb-reader",
-        "--example",
-        "read_path",
-    ]);
-    crate::util::run(&mut cmd)?;
-    Ok(target_dir()
-        .join("release")
-        .join("examples")
-        .join("read_path"))
 }
 
 /// Child-process measurements, so each is timed alone by `measure`:

@@ -7,7 +7,7 @@
 //! machine's cores with the converter and the uploader, which a real platform would not.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,25 +91,6 @@ impl Drop for FakeServer {
     }
 }
 
-fn build_fake_server() -> Result<PathBuf> {
-    let mut cmd = crate::util::cargo();
-    cmd.args([
-        "build",
-        "--quiet",
-        "--locked",
-        "--release",
-        "--package",
-        "pennsieve-fake",
-        "--example",
-        "fake_server",
-    ]);
-    crate::util::run(&mut cmd)?;
-    Ok(target_dir()
-        .join("release")
-        .join("examples")
-        .join("fake_server"))
-}
-
 /// Runs `cmd` while sampling the size of `dir`.
 fn run_sampling(cmd: &mut Command, dir: &Path) -> Result<Run> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -147,7 +128,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Convert alone, upload alone (`import` of that output), then the workflow step streaming,
 /// with and without `DELETE_AFTER_UPLOAD`.
 pub fn bench_workflow(bin: &Path, input: &Path, concurrency: u32) -> Result<WorkflowRow> {
-    let fake_exe = build_fake_server()?;
+    let fake_exe = crate::util::build_release_example("pennsieve-fake", "fake_server")?;
     let work = target_dir().join("xtask").join("bench-workflow");
     let (in_dir, out) = (work.join("input"), work.join("output"));
     let _ = std::fs::remove_dir_all(&work);

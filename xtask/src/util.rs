@@ -46,6 +46,22 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Builds `ts-processor` with the given profile ("dev" or "release") and returns the binary's path.
+/// Builds `package`'s example `example` in release mode; its path.
+pub fn build_release_example(package: &str, example: &str) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--quiet",
+        "--locked",
+        "--release",
+        "--package",
+        package,
+    ])
+    .args(["--example", example]);
+    run(&mut cmd)?;
+    Ok(target_dir().join("release").join("examples").join(example))
+}
+
 pub fn build_processor(release: bool) -> Result<PathBuf> {
     let mut cmd = cargo();
     cmd.args(["build", "--quiet", "--locked", "--package", "ts-processor"]);

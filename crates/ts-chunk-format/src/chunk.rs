@@ -214,10 +214,10 @@ impl ChunkWriter {
             }
         } else {
             Encoder::Deflate {
-                encoder: GzEncoder::new(
+                encoder: Box::new(GzEncoder::new(
                     std::io::BufWriter::with_capacity(32 * 1024, file),
                     self.level,
-                ),
+                )),
                 raw: Vec::with_capacity(APPEND_STEP_SAMPLES * 8),
             }
         };
@@ -235,7 +235,8 @@ enum Encoder {
     },
     /// Levels 1–9: a deflate stream.
     Deflate {
-        encoder: GzEncoder<std::io::BufWriter<File>>,
+        // Boxed: the deflate state is large and this variant is the rare one.
+        encoder: Box<GzEncoder<std::io::BufWriter<File>>>,
         raw: Vec<u8>,
     },
 }
