@@ -58,7 +58,7 @@ pub struct Config {
     /// Cognito login or refresh, or a file upload (presign and PUT, retried)
     /// ([`DEFAULT_CALL_DEADLINE`]). Exceeding it is [`Error::Timeout`].
     pub call_deadline: Duration,
-    /// Files uploaded at the same time (PUTs in flight; as many more are presigned ahead).
+    /// Files uploaded at the same time (PUTs in flight; up to twice as many more are presigned ahead).
     pub upload_concurrency: usize,
     /// Retries of idempotent calls and uploads.
     pub retry: RetryPolicy,

@@ -131,6 +131,11 @@ pub struct ImportChannel {
 /// uploads before [`FileSender::send_blocking`] waits.
 const QUEUED_PER_UPLOAD: usize = 4;
 
+/// Files in flight per PUT slot. A file presigns (one round trip), then waits for a slot, then
+/// PUTs (another): with only one presigning per slot, presigning is as slow as the PUTs and any
+/// jitter leaves slots idle; with two, a presigned URL is always waiting.
+const PRESIGN_AHEAD: usize = 3;
+
 /// What [`StreamingImport::begin`] did.
 #[derive(Debug)]
 #[must_use]
@@ -470,8 +475,8 @@ impl Uploader {
                     Err(error) => return Err(self.failed(&state, error)),
                 },
                 // Taking a file only when a slot is free lets the queue fill up: back-pressure.
-                // Up to twice as many files as PUT slots: the extra ones presign ahead.
-                received = rx.recv(), if open && in_flight.len() < 2 * concurrency => match received {
+                // Up to PRESIGN_AHEAD times as many files as PUT slots: the others presign ahead.
+                received = rx.recv(), if open && in_flight.len() < PRESIGN_AHEAD * concurrency => match received {
                     None => open = false,
                     Some(path) => {
                         let reason = match self.index.get(&path) {

@@ -12,6 +12,7 @@
 //! `SAMPLES_PER_CHUNK` 131072 is the default chunk of the converter (1 MiB raw).
 //! Example, a 20 ms / 50 MB/s WAN: `-- 2000 131072 20 50 60 4,16,32,64`.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pennsieve_client::{Client, ImportOptions, import_directory};
@@ -74,8 +75,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         connect_ms,
     );
     println!(
-        "{:>11} {:>8} {:>8} {:>7} {:>11} {:>9} {:>9} {:>8}",
-        "concurrency", "seconds", "files/s", "MB/s", "connections", "requests", "ceiling", "% ceil"
+        "{:>11} {:>8} {:>8} {:>7} {:>11} {:>9} {:>9} {:>8} {:>10} {:>8}",
+        "concurrency",
+        "seconds",
+        "files/s",
+        "MB/s",
+        "connections",
+        "requests",
+        "ceiling",
+        "% ceil",
+        "uploads/s",
+        "% ceil"
     );
     for concurrency in concurrencies {
         let fake = FakePennsieve::start(FakeConfig {
@@ -86,28 +96,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut config = fake.client_config();
         config.upload_concurrency = concurrency;
         let client = Client::new(config, fake.session_credentials())?;
+        // When the first and the last upload finished: the upload phase, without the calls
+        // before it (run, package, channels, manifest) that the whole import includes.
+        let finished: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let mut options = ImportOptions::new(ids::RUN);
+        options.on_progress = Some({
+            let finished = finished.clone();
+            Arc::new(move |_files, _bytes| {
+                if let Ok(mut f) = finished.lock() {
+                    f.push(Instant::now());
+                }
+            })
+        });
         let started = Instant::now();
-        let report = import_directory(&client, dir.path(), &ImportOptions::new(ids::RUN)).await?;
+        let report = import_directory(&client, dir.path(), &options).await?;
         let seconds = started.elapsed().as_secs_f64();
         let state = fake.state();
         let files_per_second = report.files as f64 / seconds;
+        let phase = {
+            let f = finished.lock().map_err(|_| "poisoned")?;
+            match (f.first(), f.last()) {
+                (Some(a), Some(b)) if f.len() > 1 => (f.len() - 1) as f64 / (*b - *a).as_secs_f64(),
+                _ => f64::NAN,
+            }
+        };
         let ceiling = network.upload_ceiling(concurrency, mean_bytes);
+        let percent =
+            |rate: f64| ceiling.map_or("-".into(), |c| format!("{:.0} %", 100.0 * rate / c));
         println!(
-            "{concurrency:>11} {seconds:>8.2} {files_per_second:>8.1} {:>7.1} {:>11} {:>9} {:>9} {:>8}",
+            "{concurrency:>11} {seconds:>8.2} {files_per_second:>8.1} {:>7.1} {:>11} {:>9} {:>9} {:>8} {phase:>10.1} {:>8}",
             report.bytes as f64 / 1e6 / seconds,
             state.connections_opened,
             state.count(FakeRoute::Presign) + state.count(FakeRoute::Upload),
             ceiling.map_or("-".into(), |c| format!("{c:.1}")),
-            ceiling.map_or("-".into(), |c| format!(
-                "{:.0} %",
-                100.0 * files_per_second / c
-            )),
+            percent(files_per_second),
+            percent(phase),
         );
     }
     println!(
         "ceiling = concurrency / (latency + mean file / bandwidth): one PUT reply per file with its \
-         URL presigned ahead, connections reused; the whole import (run lookup, channels, manifest) \
-         is in the measured time"
+         URL presigned ahead, connections reused. files/s: the whole import (run lookup, channels, \
+         manifest, uploads); uploads/s: from the first finished upload to the last"
     );
     Ok(())
 }
