@@ -208,8 +208,8 @@ fn print_workflow(row: &crate::bench_workflow::WorkflowRow, input: &Input, concu
         row.files,
         mib(row.bytes)
     );
-    println!("| run | wall s | CPU-s | peak RSS MiB | peak output dir MiB |");
-    println!("|---|---|---|---|---|");
+    println!("| run | wall s | CPU-s | fake's CPU-s | peak RSS MiB | peak output dir MiB |");
+    println!("|---|---|---|---|---|---|");
     for (what, run) in [
         ("convert alone", &row.convert),
         ("upload alone (`import`)", &row.upload),
@@ -217,9 +217,10 @@ fn print_workflow(row: &crate::bench_workflow::WorkflowRow, input: &Input, concu
         ("… with DELETE_AFTER_UPLOAD", &row.streaming_delete),
     ] {
         println!(
-            "| {what} | {:.2} | {:.2} | {:.0} | {:.0} |",
+            "| {what} | {:.2} | {:.2} | {} | {:.0} | {:.0} |",
             secs(run.measured.wall),
             secs(run.measured.cpu),
+            run.fake_cpu.map_or("-".into(), |c| format!("{c:.2}")),
             run.measured.peak_rss_kib as f64 / 1024.0,
             mib(run.peak_disk)
         );

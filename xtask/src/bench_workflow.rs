@@ -28,6 +28,8 @@ pub struct Run {
     pub measured: crate::bench::Measured,
     /// Largest total size of the output directory seen while it ran (sampled every 20 ms).
     pub peak_disk: u64,
+    /// CPU-seconds the fake server spent meanwhile (it shares this machine's cores).
+    pub fake_cpu: Option<f64>,
 }
 
 pub struct WorkflowRow {
@@ -60,6 +62,19 @@ impl FakeServer {
         let info: Value =
             serde_json::from_str(&line).with_context(|| format!("fake server said {line:?}"))?;
         Ok(FakeServer { child, info })
+    }
+
+    /// User + system CPU-seconds of the fake so far (`/proc/PID/stat`, fields 14 and 15).
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // SAFETY: sysconf only reads a constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (per_second > 0.0).then(|| ticks / per_second)
     }
 
     fn get(&self, key: &str) -> String {
@@ -110,6 +125,7 @@ fn run_sampling(cmd: &mut Command, dir: &Path) -> Result<Run> {
     Ok(Run {
         measured: measured?,
         peak_disk: peak.load(Ordering::Relaxed),
+        fake_cpu: None,
     })
 }
 
@@ -160,7 +176,12 @@ pub fn bench_workflow(bin: &Path, input: &Path, concurrency: u32) -> Result<Work
         cmd.env("UPLOAD_CONCURRENCY", concurrency.to_string())
             .arg("import")
             .arg(&out);
-        let run = run_sampling(&mut cmd, &out)?;
+        let before = fake.cpu_seconds();
+        let mut run = run_sampling(&mut cmd, &out)?;
+        run.fake_cpu = fake
+            .cpu_seconds()
+            .zip(before)
+            .map(|(after, before)| after - before);
         check_uploaded(&fake, files)?;
         run
     };
@@ -180,7 +201,13 @@ pub fn bench_workflow(bin: &Path, input: &Path, concurrency: u32) -> Result<Work
             .env("OUTPUT_DIR", &out)
             .env("UPLOAD_CONCURRENCY", concurrency.to_string())
             .env("DELETE_AFTER_UPLOAD", delete.to_string());
-        streaming_runs.push(run_sampling(&mut cmd, &out)?);
+        let before = fake.cpu_seconds();
+        let mut run = run_sampling(&mut cmd, &out)?;
+        run.fake_cpu = fake
+            .cpu_seconds()
+            .zip(before)
+            .map(|(after, before)| after - before);
+        streaming_runs.push(run);
         check_uploaded(&fake, files)?;
     }
     let _ = std::fs::remove_dir_all(&work);
