@@ -167,3 +167,46 @@ fn a_corrupt_chunk_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_one_dimensional_chunked_series_decodes_like_hdf5() {
+    let n = 1000;
+    let column = Array2::from_shape_fn((n, 1), |(t, _)| (t as i16 * 29) - 7000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one_d.nwb");
+    write_nwb_with(&path, &column, &timing(), None);
+    {
+        // Replace the (n, 1) data by the same samples in one dimension, chunked and filtered.
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let series = file.group("acquisition/ElectricalSeries").unwrap();
+        series.unlink("data").unwrap();
+        let flat: Vec<i16> = column.iter().copied().collect();
+        let data = series
+            .new_dataset_builder()
+            .chunk(64)
+            .shuffle()
+            .deflate(6)
+            .with_data(&flat)
+            .create("data")
+            .unwrap();
+        data.new_attr::<f64>()
+            .create("conversion")
+            .unwrap()
+            .write_scalar(&1.95e-7)
+            .unwrap();
+        common::text_attr(&data, "unit", "volts");
+    }
+    let (file, info) = open(&path);
+    assert_eq!(info.shape, vec![n as u64]);
+    let reader = file.open_series(&info).unwrap();
+    assert_eq!(reader.stored_chunks(), Ok(()));
+    for range in [0..n as u64, 63..65, 900..1000] {
+        let decoded = reader.read_stored(range.clone()).unwrap().decode().unwrap();
+        let expected = reader.read_raw(range.clone()).unwrap();
+        assert_eq!(
+            columns(&decoded, &reader),
+            columns(&expected, &reader),
+            "{range:?}"
+        );
+    }
+}
