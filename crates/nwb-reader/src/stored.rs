@@ -93,6 +93,11 @@ impl ChunkLayout {
             if pipeline.contains(&stage) {
                 return Err(format!("{stage:?} twice in the filter pipeline"));
             }
+            // Undoing deflate must give the chunk's decoded size before unshuffling; shuffled
+            // compressed bytes (valid, but nobody writes them) are left to HDF5.
+            if stage == Stage::Shuffle && pipeline.contains(&Stage::Deflate) {
+                return Err("shuffle after deflate in the filter pipeline".into());
+            }
             pipeline.push(stage);
         }
         if !stored_little_endian(data) || cfg!(target_endian = "big") {
@@ -432,7 +437,7 @@ fn decode_chunk(layout: &ChunkLayout, chunk: &StoredChunk, out: &mut [u8]) -> Re
         .iter()
         .enumerate()
         .rev()
-        .filter(|(i, _)| *i >= 32 || chunk.filter_mask & (1 << i) == 0)
+        .filter(|(i, _)| chunk.filter_mask & (1 << i) == 0)
         .map(|(_, s)| *s)
         .collect();
     let undo = |stage: Stage, input: &[u8], target: &mut [u8]| -> Result<()> {
@@ -440,9 +445,15 @@ fn decode_chunk(layout: &ChunkLayout, chunk: &StoredChunk, out: &mut [u8]) -> Re
             Stage::Deflate => {
                 let (inflated, rc) =
                     zlib_rs::decompress_slice(target, input, zlib_rs::InflateConfig::default());
-                if rc != zlib_rs::ReturnCode::Ok || inflated.len() != expected {
+                if rc != zlib_rs::ReturnCode::Ok {
                     return Err(layout.invalid(format!(
-                        "{} does not inflate to its {expected} bytes ({rc:?}, {} bytes)",
+                        "{} does not inflate: its deflate data is corrupt (zlib: {rc:?})",
+                        at()
+                    )));
+                }
+                if inflated.len() != expected {
+                    return Err(layout.invalid(format!(
+                        "{} inflates to {} bytes, not its {expected}",
                         at(),
                         inflated.len()
                     )));

@@ -210,3 +210,68 @@ fn a_one_dimensional_chunked_series_decodes_like_hdf5() {
         );
     }
 }
+
+#[test]
+fn shuffle_applied_after_deflate_reads_through_hdf5() {
+    // Unusual but valid: deflate first, then shuffle of the compressed bytes. Stored chunks are
+    // only decoded here when shuffle comes first; this order is left to HDF5.
+    let data = Array2::from_shape_fn((200, 3), |(t, k)| (t * 3 + k) as i16);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deflate_then_shuffle.nwb");
+    write_nwb_with(&path, &data, &timing(), None);
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let series = file.group("acquisition/ElectricalSeries").unwrap();
+        series.unlink("data").unwrap();
+        // The hdf5 crate refuses this order, so the dataset is made with the C calls.
+        let name = std::ffi::CString::new("data").unwrap();
+        let flat: Vec<i16> = data.iter().copied().collect();
+        let status = hdf5::sync::sync(|| unsafe {
+            use hdf5_sys::{h5d, h5p, h5s, h5t};
+            let dims = [200u64, 3];
+            let chunk = [16u64, 3];
+            let space = h5s::H5Screate_simple(2, dims.as_ptr(), std::ptr::null());
+            let dcpl = h5p::H5Pcreate(*h5p::H5P_CLS_DATASET_CREATE);
+            h5p::H5Pset_chunk(dcpl, 2, chunk.as_ptr());
+            h5p::H5Pset_deflate(dcpl, 4);
+            h5p::H5Pset_shuffle(dcpl);
+            let ty = *h5t::H5T_NATIVE_INT16;
+            let ds = h5d::H5Dcreate2(
+                series.id(),
+                name.as_ptr(),
+                ty,
+                space,
+                h5p::H5P_DEFAULT,
+                dcpl,
+                h5p::H5P_DEFAULT,
+            );
+            let written = h5d::H5Dwrite(
+                ds,
+                ty,
+                h5s::H5S_ALL,
+                h5s::H5S_ALL,
+                h5p::H5P_DEFAULT,
+                flat.as_ptr().cast(),
+            );
+            h5d::H5Dclose(ds);
+            h5p::H5Pclose(dcpl);
+            h5s::H5Sclose(space);
+            if ds < 0 { ds as i32 } else { written }
+        });
+        assert!(status >= 0, "creating the dataset failed");
+        let ds = series.dataset("data").unwrap();
+        common::text_attr(&ds, "unit", "volts");
+        assert_eq!(
+            ds.filters(),
+            vec![
+                hdf5::filters::Filter::Deflate(4),
+                hdf5::filters::Filter::Shuffle
+            ]
+        );
+    }
+    let (file, info) = open(&path);
+    let reader = file.open_series(&info).unwrap();
+    let why = reader.stored_chunks().unwrap_err();
+    assert!(why.contains("shuffle after deflate"), "{why}");
+    assert_eq!(reader.read_raw(0..200).unwrap().len(), 200);
+}

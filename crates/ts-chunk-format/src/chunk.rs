@@ -46,10 +46,7 @@ mod stored {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&(!len).to_le_bytes());
             let data = out.len();
-            out.resize(data + piece.len() * 8, 0);
-            for (bytes, sample) in out[data..].chunks_exact_mut(8).zip(piece) {
-                bytes.copy_from_slice(&sample.to_be_bytes());
-            }
+            super::encode_samples(piece, out);
             crc.update(&out[data..]);
         }
     }
@@ -74,9 +71,11 @@ mod stored {
 /// Appends `samples` to `out` as big-endian IEEE-754 float64 (8 bytes each, bit-exact: NaN payloads,
 /// -0.0 and subnormals are kept).
 pub fn encode_samples(samples: &[f64], out: &mut Vec<u8>) {
-    out.reserve(samples.len() * 8);
-    for sample in samples {
-        out.extend_from_slice(&sample.to_be_bytes());
+    // Grown once, then filled in place: the loop compiles to byte swaps without capacity checks.
+    let start = out.len();
+    out.resize(start + samples.len() * 8, 0);
+    for (bytes, sample) in out[start..].chunks_exact_mut(8).zip(samples) {
+        bytes.copy_from_slice(&sample.to_be_bytes());
     }
 }
 

@@ -1,10 +1,11 @@
 //! Carrying out a [`Plan`]: read blocks, scale, encode, gzip and write every channel's chunks.
 //!
 //! One thread makes every HDF5 call (the library is serialised anyway) and reads blocks of samples
-//! across all channels; a worker thread takes each block and, with rayon, scales, encodes, gzips
-//! and writes every channel's part of it in parallel. The bounded channel between them lets the
-//! next block's read overlap the current block's writes while keeping at most three blocks in
-//! memory. A block may span chunk boundaries and a chunk may span blocks: each channel streams
+//! across all channels — for deflate/shuffle series as stored chunks, which it has the rayon pool
+//! decode; a worker thread takes each block and, with the same pool, scales, encodes, gzips and
+//! writes every channel's part of it in parallel. The bounded channel between them lets the next
+//! block's read and decode overlap the current block's writes while keeping at most three blocks
+//! in memory. A block may span chunk boundaries and a chunk may span blocks: each channel streams
 //! into its current chunk file, so results do not depend on the block size or the thread count.
 
 use std::ops::{ControlFlow, Range};
